@@ -1,0 +1,31 @@
+// Atomic replacement of a file: a new temp file (O_EXCL, so a planted symlink is never
+// followed), fsync, rename over the target, fsync of the directory. A crash at any point
+// leaves either the old or the new content, never a mix.
+import { randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+
+export const writeFileAtomic = async (path: string, data: string | Uint8Array, mode = 0o644): Promise<void> => {
+  const dir = dirname(path)
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+  const fh = await fs.open(tmp, 'wx', mode)
+  try {
+    try {
+      await fh.chmod(mode) // exactly this mode, whatever the umask
+      await fh.writeFile(data)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await fs.rename(tmp, path)
+  } catch (e) {
+    await fs.unlink(tmp).catch(() => undefined)
+    throw e
+  }
+  const d = await fs.open(dir, 'r')
+  try {
+    await d.sync()
+  } finally {
+    await d.close()
+  }
+}

@@ -1,0 +1,84 @@
+// A problem is one finding in one file: severity, a stable code, where (file, JSON
+// pointer, line and column) and what to do about it.
+import { lineColumn, type ParsedJson } from './json-source.js'
+
+export type Severity = 'error' | 'warning'
+
+export interface Problem {
+  severity: Severity
+  code: string
+  file: string
+  pointer: string
+  line?: number
+  column?: number
+  message: string
+  hint?: string
+}
+
+/** collects the problems of one file and places them at a line and column */
+export class FileProblems {
+  readonly file: string
+  readonly list: Problem[] = []
+  private source: ParsedJson | undefined
+
+  constructor(file: string, source?: ParsedJson) {
+    this.file = file
+    this.source = source
+  }
+
+  setSource(source: ParsedJson): void {
+    this.source = source
+  }
+
+  add(severity: Severity, code: string, pointer: string, message: string, hint?: string): void {
+    const p: Problem = { severity, code, file: this.file, pointer, message }
+    const at = this.offsetOf(pointer)
+    if (at !== undefined && this.source) Object.assign(p, lineColumn(this.source.text, at))
+    if (hint !== undefined) p.hint = hint
+    this.list.push(p)
+  }
+
+  /** a problem placed by offset, for text that has no parsed value (syntax errors) */
+  errorAtOffset(code: string, text: string, offset: number, message: string, hint?: string): void {
+    const p: Problem = { severity: 'error', code, file: this.file, pointer: '', ...lineColumn(text, offset), message }
+    if (hint !== undefined) p.hint = hint
+    this.list.push(p)
+  }
+
+  error(code: string, pointer: string, message: string, hint?: string): void {
+    this.add('error', code, pointer, message, hint)
+  }
+
+  warn(code: string, pointer: string, message: string, hint?: string): void {
+    this.add('warning', code, pointer, message, hint)
+  }
+
+  has(pointer: string, severity: Severity = 'error'): boolean {
+    return this.list.some(p => p.pointer === pointer && p.severity === severity)
+  }
+
+  private offsetOf(pointer: string): number | undefined {
+    if (!this.source) return undefined
+    // the nearest ancestor that exists: a missing property is reported at its parent
+    for (let p = pointer; ; p = p.slice(0, p.lastIndexOf('/'))) {
+      const at = this.source.offsets.get(p)
+      if (at !== undefined || p === '') return at
+    }
+  }
+}
+
+export const countBySeverity = (problems: readonly Problem[]): { errors: number, warnings: number } => ({
+  errors: problems.filter(p => p.severity === 'error').length,
+  warnings: problems.filter(p => p.severity === 'warning').length,
+})
+
+export const sortProblems = (problems: Problem[]): Problem[] =>
+  problems.sort((a, b) =>
+    a.file.localeCompare(b.file) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0))
+
+export const formatProblem = (p: Problem): string => {
+  const where = p.line === undefined ? p.file : `${p.file}:${p.line}:${p.column ?? 1}`
+  const at = p.pointer === '' ? '' : ` at ${p.pointer}`
+  const hint = p.hint === undefined ? '' : ` Hint: ${p.hint}`
+  return `${where}: ${p.severity} [${p.code}]${at}: ${p.message}${hint}`
+}

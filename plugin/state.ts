@@ -1,0 +1,188 @@
+// Loading and validating a state directory (device.json at its root, <app>/src.json and
+// <app>/run.json) or single files. All problems are collected; nothing is written.
+import { promises as fs } from 'node:fs'
+import { basename, join } from 'node:path'
+import { checkRun, checkSrc, checkStorage, type Storage } from './check-app.js'
+import { checkDevice, emptyDiskIndex, type DiskIndex } from './check-device.js'
+import type { DeviceJson, RunJson, SrcJson } from './generated/schema-types.js'
+import type { Json } from './json-source.js'
+import { nameError } from './path-rules.js'
+import { FileProblems, sortProblems, type Problem } from './problems.js'
+import { readJsonFile } from './read-json-file.js'
+import { checkSchema, type FileKind, type KindData } from './schema-check.js'
+
+export const SRC_SPEC = 'service-manifest-src@1'
+export const RUN_SPEC = 'service-manifest-run@1'
+
+export interface CheckedFile<K extends FileKind> {
+  file: string
+  raw?: Json // the parsed JSON, when it parsed
+  data?: KindData[K] // typed, when it conforms to its schema
+  problems: FileProblems
+}
+
+export interface AppState {
+  name: string
+  dir: string
+  src?: CheckedFile<'src'>
+  run?: CheckedFile<'run'>
+  /** the run.json storage src.json implies, when src.json is valid */
+  storage?: Storage
+}
+
+export interface LoadedState {
+  dir: string
+  device?: CheckedFile<'device'>
+  disks: DiskIndex
+  apps: AppState[]
+  problems: Problem[]
+}
+
+const exists = async (path: string): Promise<boolean> => fs.lstat(path).then(() => true, () => false)
+
+/** reads a file and checks it against its kind's schema */
+export const readChecked = async <K extends FileKind>(kind: K, file: string): Promise<CheckedFile<K>> => {
+  const problems = new FileProblems(file)
+  const parsed = await readJsonFile(file, problems)
+  if (!parsed) return { file, problems }
+  const data = checkSchema(kind, parsed.value, problems)
+  return data === undefined ? { file, raw: parsed.value, problems } : { file, raw: parsed.value, data, problems }
+}
+
+export const checkDeviceFile = async (file: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex }> => {
+  const device = await readChecked('device', file)
+  const disks = device.raw === undefined ? emptyDiskIndex() : checkDevice(device.raw, device.problems)
+  if (device.raw !== undefined) {
+    const volumes = typeof device.raw === 'object' && device.raw !== null && !Array.isArray(device.raw) ? device.raw.volumes : undefined
+    checkStorage(volumes, '/volumes', disks, device.problems)
+  }
+  return { device, disks }
+}
+
+const specOf = (raw: Json | undefined): unknown =>
+  typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw['#spec'] : undefined
+
+/** checks one app directory against the device's disks */
+export const checkApp = async (stateDir: string, name: string, disks: DiskIndex | undefined): Promise<AppState | undefined> => {
+  const dir = join(stateDir, name)
+  const [hasSrc, hasRun] = await Promise.all([exists(join(dir, 'src.json')), exists(join(dir, 'run.json'))])
+  if (!hasSrc && !hasRun) return undefined
+  const app: AppState = { name, dir }
+  if (hasSrc) {
+    const src = await readChecked('src', join(dir, 'src.json'))
+    const spec = specOf(src.raw)
+    if (typeof spec === 'string' && spec !== SRC_SPEC && spec.endsWith('@1') && name === 'bsp') return undefined // the BSP, not a container
+    app.src = src
+    if (src.raw !== undefined) {
+      const storage = checkSrc(src.raw, disks, src.problems)
+      if (storage) app.storage = storage
+    }
+  }
+  if (hasRun) {
+    const run = await readChecked('run', join(dir, 'run.json'))
+    if (!hasSrc && name === 'bsp') return undefined
+    app.run = run
+    if (run.raw !== undefined) checkRun(run.raw, disks, run.problems, app.storage)
+  }
+  return app
+}
+
+const listApps = async (dir: string, top: FileProblems): Promise<string[]> => {
+  const names: string[] = []
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    if (entry.name.startsWith('_') || entry.name.startsWith('.')) continue // _sigs, _config, _hostconfig, hidden
+    if (entry.isSymbolicLink()) {
+      if (await exists(join(dir, entry.name, 'src.json'))) {
+        top.warn('app-symlink', '', `app directory "${entry.name}" is a symbolic link and is ignored`, 'keep apps as real directories in the state')
+      }
+      continue
+    }
+    if (!entry.isDirectory()) continue
+    const bad = nameError(entry.name, 'app')
+    if (bad) {
+      top.error(bad.code, '', `${bad.message} (directory ${JSON.stringify(entry.name)})`, bad.hint)
+      continue
+    }
+    names.push(entry.name)
+  }
+  return names.sort()
+}
+
+/** loads and validates a whole state directory */
+export const loadState = async (dir: string): Promise<LoadedState> => {
+  const top = new FileProblems(dir)
+  const st = await fs.stat(dir).catch(() => undefined)
+  if (!st?.isDirectory()) {
+    top.error('state-not-found', '', st ? 'is not a directory' : 'does not exist', 'give the state directory (a pvr checkout) with --state or as PATH')
+    return { dir, disks: emptyDiskIndex(), apps: [], problems: top.list }
+  }
+  const devicePath = join(dir, 'device.json')
+  const [deviceResult, names] = await Promise.all([
+    exists(devicePath).then(yes => (yes ? checkDeviceFile(devicePath) : undefined)),
+    listApps(dir, top).catch(e => {
+      top.error('state-unreadable', '', `cannot list the directory: ${(e as Error).message}`, 'check its permissions')
+      return []
+    }),
+  ])
+  const disks = deviceResult?.disks ?? emptyDiskIndex()
+  const apps = (await Promise.all(names.map(n => checkApp(dir, n, disks)))).filter((a): a is AppState => a !== undefined)
+  if (!deviceResult) {
+    if (apps.length === 0) {
+      top.error('state-empty', '', 'has no device.json and no <app>/src.json or <app>/run.json', 'is this a state directory (a pvr checkout)?')
+    } else {
+      top.warn('device-json-missing', '', 'has no device.json, so no disks are declared', 'create device.json at the root of the state')
+    }
+  }
+  const problems = [
+    ...top.list,
+    ...(deviceResult?.device.problems.list ?? []),
+    ...apps.flatMap(a => [...(a.src?.problems.list ?? []), ...(a.run?.problems.list ?? [])]),
+  ]
+  const state: LoadedState = { dir, disks, apps, problems: sortProblems(problems) }
+  if (deviceResult) state.device = deviceResult.device
+  return state
+}
+
+const kindOfFile = (file: string, raw: Json | undefined): FileKind | undefined => {
+  const name = basename(file)
+  if (name === 'device.json') return 'device'
+  if (name === 'src.json') return 'src'
+  if (name === 'run.json') return 'run'
+  const spec = specOf(raw)
+  if (spec === SRC_SPEC) return 'src'
+  if (spec === RUN_SPEC) return 'run'
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw) &&
+    ['disks', 'disks_v2', 'disks_v3', 'volumes', 'groups'].some(k => k in raw)) return 'device'
+  return undefined
+}
+
+/** validates one file on its own (disk references are not resolved) */
+export const validateFile = async (file: string): Promise<Problem[]> => {
+  const problems = new FileProblems(file)
+  const parsed = await readJsonFile(file, problems)
+  if (!parsed) return problems.list
+  const kind = kindOfFile(file, parsed.value)
+  if (kind === 'device') return (await checkDeviceFile(file)).device.problems.list
+  if (kind === undefined) {
+    problems.error('file-kind-unknown', '', 'is not recognisably a device.json, src.json or run.json',
+      'name the file device.json, src.json or run.json, or give it a "#spec"')
+    return problems.list
+  }
+  const checked = await readChecked(kind, file)
+  if (checked.raw !== undefined) {
+    if (kind === 'src') checkSrc(checked.raw, undefined, checked.problems)
+    else checkRun(checked.raw, undefined, checked.problems)
+  }
+  return checked.problems.list
+}
+
+/** PATH arguments: each a state directory or a single file */
+export const validatePaths = async (paths: string[]): Promise<Problem[]> => {
+  const results = await Promise.all(paths.map(async p => {
+    const st = await fs.stat(p).catch(() => undefined)
+    return st?.isDirectory() ? (await loadState(p)).problems : validateFile(p)
+  }))
+  return sortProblems(results.flat())
+}
+
+export type { DeviceJson, RunJson, SrcJson }
