@@ -1,6 +1,8 @@
 // Reading a state file without surprises: regular files only (a FIFO would hang us), a
 // size limit, strict UTF-8, strict JSON. Every failure becomes a problem, never a throw.
-import { constants, promises as fs } from 'node:fs'
+// Synchronous on purpose: a state is many small files, and a thread-pool round trip per
+// call costs more than the read (bench/validate.mjs).
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
 import { isUtf8 } from 'node:buffer'
 import { JsonSyntaxError, parseJson, type ParsedJson } from './json-source.js'
 import type { FileProblems } from './problems.js'
@@ -31,12 +33,14 @@ const readError = (err: NodeJS.ErrnoException): [string, string] => {
   }
 }
 
-export const readJsonFile = async (path: string, problems: FileProblems): Promise<ParsedJson | undefined> => {
-  let handle: fs.FileHandle | undefined
+export const readJsonFile = async (path: string, problems: FileProblems): Promise<ParsedJson | undefined> => readJsonFileSync(path, problems)
+
+export const readJsonFileSync = (path: string, problems: FileProblems): ParsedJson | undefined => {
+  let fd: number | undefined
   let buf: Buffer
   try {
-    handle = await fs.open(path, constants.O_RDONLY | constants.O_NONBLOCK)
-    const st = await handle.stat()
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+    const st = fstatSync(fd)
     if (st.isDirectory()) {
       problems.error('file-not-regular', '', 'is a directory, not a JSON file', 'give the path of the JSON file itself')
       return undefined
@@ -50,13 +54,13 @@ export const readJsonFile = async (path: string, problems: FileProblems): Promis
         'this is not a Pantavisor state file; check the path')
       return undefined
     }
-    buf = await handle.readFile()
+    buf = readFileSync(fd)
   } catch (e) {
     const [message, hint] = readError(e as NodeJS.ErrnoException)
     problems.error('file-unreadable', '', message, hint)
     return undefined
   } finally {
-    await handle?.close()
+    if (fd !== undefined) closeSync(fd)
   }
   if (!isUtf8(buf)) {
     const at = firstInvalidUtf8(buf)

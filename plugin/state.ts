@@ -1,6 +1,6 @@
 // Loading and validating a state directory (device.json at its root, <app>/src.json and
 // <app>/run.json) or single files. All problems are collected; nothing is written.
-import { promises as fs } from 'node:fs'
+import { promises as fs, lstatSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { checkRun, checkSrc, checkStorage, type Storage } from './check-app.js'
 import { checkDevice, emptyDiskIndex, type DiskIndex } from './check-device.js'
@@ -38,7 +38,7 @@ export interface LoadedState {
   problems: Problem[]
 }
 
-const exists = async (path: string): Promise<boolean> => fs.lstat(path).then(() => true, () => false)
+const exists = (path: string): boolean => lstatSync(path, { throwIfNoEntry: false }) !== undefined
 
 /** reads a file and checks it against its kind's schema */
 export const readChecked = async <K extends FileKind>(kind: K, file: string): Promise<CheckedFile<K>> => {
@@ -65,7 +65,8 @@ const specOf = (raw: Json | undefined): unknown =>
 /** checks one app directory against the device's disks */
 export const checkApp = async (stateDir: string, name: string, disks: DiskIndex | undefined): Promise<AppState | undefined> => {
   const dir = join(stateDir, name)
-  const [hasSrc, hasRun] = await Promise.all([exists(join(dir, 'src.json')), exists(join(dir, 'run.json'))])
+  const hasSrc = exists(join(dir, 'src.json'))
+  const hasRun = exists(join(dir, 'run.json'))
   if (!hasSrc && !hasRun) return undefined
   const app: AppState = { name, dir }
   if (hasSrc) {
@@ -92,7 +93,7 @@ const listApps = async (dir: string, top: FileProblems): Promise<string[]> => {
   for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
     if (entry.name.startsWith('_') || entry.name.startsWith('.')) continue // _sigs, _config, _hostconfig, hidden
     if (entry.isSymbolicLink()) {
-      if (await exists(join(dir, entry.name, 'src.json'))) {
+      if (exists(join(dir, entry.name, 'src.json'))) {
         top.warn('app-symlink', '', `app directory "${entry.name}" is a symbolic link and is ignored`, 'keep apps as real directories in the state')
       }
       continue
@@ -118,7 +119,7 @@ export const loadState = async (dir: string): Promise<LoadedState> => {
   }
   const devicePath = join(dir, 'device.json')
   const [deviceResult, names] = await Promise.all([
-    exists(devicePath).then(yes => (yes ? checkDeviceFile(devicePath) : undefined)),
+    exists(devicePath) ? checkDeviceFile(devicePath) : undefined,
     listApps(dir, top).catch(e => {
       top.error('state-unreadable', '', `cannot list the directory: ${(e as Error).message}`, 'check its permissions')
       return []

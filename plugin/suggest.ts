@@ -1,16 +1,19 @@
 // "did you mean ...": the closest candidate by edit distance, if it is close enough.
 
+/** optimal string alignment distance: insertions, deletions, substitutions, transpositions */
 const distance = (a: string, b: string): number => {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
+  const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity
   for (let i = 1; i <= a.length; i++) {
-    const cur = [i]
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost)
+      let v = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, at(i - 2, j - 2) + 1)
+      const row = d[i]
+      if (row) row[j] = v
     }
-    prev = cur
   }
-  return prev[b.length] ?? 0
+  return at(a.length, b.length)
 }
 
 export const closest = (word: string, candidates: Iterable<string>): string | undefined => {
@@ -18,10 +21,10 @@ export const closest = (word: string, candidates: Iterable<string>): string | un
   let bestScore = Infinity
   const lower = word.toLowerCase()
   for (const c of candidates) {
-    const d = c.toLowerCase() === lower ? 0 : distance(lower, c.toLowerCase())
-    if (d < bestScore) {
+    const score = distance(lower, c.toLowerCase())
+    if (score < bestScore) {
       best = c
-      bestScore = d
+      bestScore = score
     }
   }
   // close enough: at most a third of the word wrong; very short words only by case

@@ -1,0 +1,1 @@
+export declare const generate: () => Promise<Record<string, string>>
