@@ -8,6 +8,7 @@ import { formatProblem, type Problem } from './problems.js'
 import type { CommandResult, GlobalOptions } from './cli-types.js'
 import * as validate from './commands/validate.js'
 import * as app from './commands/app.js'
+import * as disk from './commands/disk.js'
 
 type Handler<A> = (argv: A) => Promise<CommandResult>
 
@@ -51,6 +52,8 @@ export const main = async (args: string[]): Promise<void> => {
     await cli
       .command(validate.command, validate.describe, validate.builder, wrap(validate.handler))
       .command(app.command, app.describe, app.builder, wrap(app.handler))
+      .command(disk.command, disk.describe, disk.builder, wrap(disk.handler))
+      .command(disk.plan.command, disk.plan.describe, disk.plan.builder, wrap(disk.plan.handler))
       .strict()
       .demandCommand(1, 'name a command; see pvdisk --help')
       .recommendCommands()

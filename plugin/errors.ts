@@ -6,6 +6,11 @@ export type ErrorCode =
   | 'EINVALID' // input files have errors (problems attached)
   | 'EFILE' // a file could not be read or written
   | 'ESTATE' // the state directory is not usable
+  | 'ETOOL' // a required program is not installed
+  | 'ENOTROOT' // the operation needs root
+  | 'ECOMMAND' // a command failed
+  | 'EDISK' // a disk operation cannot proceed safely
+  | 'ELOCKED' // another pvdisk holds the disk's lock
 
 export class PvdiskError extends Error {
   readonly code: ErrorCode
@@ -22,4 +27,4 @@ export const isPvdiskError = (e: unknown): e is PvdiskError => e instanceof Pvdi
 
 /** input errors exit 2, failed operations exit 1 */
 export const exitStatusOf = (code: ErrorCode): number =>
-  code === 'EUSAGE' || code === 'EINVALID' || code === 'ESTATE' ? 2 : 1
+  ['EUSAGE', 'EINVALID', 'ESTATE', 'ETOOL', 'ENOTROOT'].includes(code) ? 2 : 1

@@ -1,0 +1,86 @@
+// What every disk backend works with: where host paths live (--root), how commands run
+// (for real or recorded for a plan), where locks live, and how progress is reported.
+import { mkdirSync, renameSync, statfsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { DiskEntry } from '../check-device.js'
+import { readDms, readLoops, readMounts, type DmDevice, type LoopDevice, type MountEntry } from '../kernel.js'
+import type { Runner } from '../run.js'
+
+export interface Kernel {
+  mounts(): MountEntry[]
+  loops(): LoopDevice[]
+  dms(): DmDevice[]
+}
+
+export const liveKernel: Kernel = { mounts: readMounts, loops: readLoops, dms: readDms }
+
+export interface DiskContext {
+  /** every host path is resolved under it */
+  root: string
+  runner: Runner
+  kernel: Kernel
+  /** one line per event, for the user */
+  log: (message: string) => void
+  /** tests stand in a software cipher for CAAM's hardware one */
+  cipherOverride?: string
+}
+
+/** a validated absolute path from device.json, resolved under --root */
+export const hostPath = (ctx: DiskContext, p: string): string => (ctx.root === '/' ? p : join(ctx.root, p))
+
+/** Pantavisor's media dir: every disk mounts at <root>/media/pv/dmcrypt/<name> */
+export const mountPointOf = (ctx: DiskContext, disk: DiskEntry): string => hostPath(ctx, `/media/pv/dmcrypt/${disk.name}`)
+
+export const lockDirOf = (ctx: DiskContext): string => hostPath(ctx, '/run/pvdisk/locks')
+
+/** pvdisk's own file steps: done for real, or only noted in a plan */
+export const act = {
+  mkdirp: (ctx: DiskContext, dir: string, mode = 0o755): void => {
+    ctx.runner.note(`mkdir -p ${dir}`)
+    if (!ctx.runner.planning) mkdirSync(dir, { recursive: true, mode })
+  },
+  rename: (ctx: DiskContext, from: string, to: string): void => {
+    ctx.runner.note(`rename ${from} to ${to}`)
+    if (!ctx.runner.planning) renameSync(from, to)
+  },
+  touch: (ctx: DiskContext, file: string): void => {
+    ctx.runner.note(`create ${file}`)
+    if (!ctx.runner.planning) writeFileSync(file, '', { mode: 0o644 })
+  },
+}
+
+export type DiskState = 'absent' | 'provisioned' | 'open' | 'mounted'
+
+export interface DiskStatus {
+  name: string
+  type: string
+  state: DiskState
+  mountPoint: string
+  /** what backs it: a directory or an image file */
+  backing: string
+  /** filesystem figures in bytes, when mounted */
+  size?: number
+  used?: number
+  free?: number
+  /** things that are wrong, e.g. mounted from the wrong source */
+  problems: string[]
+}
+
+export const fsUsage = (mountPoint: string): { size: number, used: number, free: number } | undefined => {
+  try {
+    const s = statfsSync(mountPoint)
+    return { size: s.blocks * s.bsize, used: (s.blocks - s.bfree) * s.bsize, free: s.bavail * s.bsize }
+  } catch {
+    return undefined
+  }
+}
+
+export interface Backend {
+  /** tools that must be installed before anything is created */
+  tools(): string[]
+  status(): DiskStatus
+  /** provision, open and mount; idempotent; returns what it did */
+  up(): Promise<string>
+  /** unmount and close; idempotent */
+  down(): Promise<string>
+}

@@ -1,0 +1,66 @@
+// Disks of a device.json brought up, taken down, and reported, one lock per disk.
+import { resolveDisk, type DiskEntry, type DiskIndex } from '../check-device.js'
+import { PvdiskError } from '../errors.js'
+import { acquireLock } from '../lock.js'
+import { requireTools } from '../run.js'
+import { didYouMean } from '../suggest.js'
+import { bindBackend } from './bind.js'
+import { lockDirOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
+import { cryptBackend } from './crypt.js'
+
+/** the backend of a disk pvdisk provisions; undefined for swap, dual and provisioned volume disks */
+export const backendFor = (ctx: DiskContext, disk: DiskEntry): Backend | undefined => {
+  if (disk.crypt) return cryptBackend(ctx, disk, disk.crypt)
+  if (disk.type === 'directory' || (disk.type === 'volume-disk' && !('provision' in disk.fields))) return bindBackend(ctx, disk)
+  return undefined
+}
+
+/** NAME arguments (names or aliases), or every disk pvdisk provisions */
+export const selectDisks = (index: DiskIndex, names: readonly string[]): DiskEntry[] => {
+  if (names.length === 0) return [...index.disks.values()].filter(d => backendFor({ root: '/' } as DiskContext, d) !== undefined || d.crypt !== undefined)
+  return names.map(n => {
+    const disk = resolveDisk(index, n)
+    if (!disk) {
+      throw new PvdiskError('EUSAGE', `no disk named "${n}" in device.json`,
+        [didYouMean(n, [...index.disks.keys(), ...index.aliases.keys()]) ?? `disks: ${[...index.disks.keys()].join(', ') || 'none'}`])
+    }
+    return disk
+  })
+}
+
+const backendsOf = (ctx: DiskContext, disks: DiskEntry[]): [DiskEntry, Backend][] => disks.map(d => {
+  const b = backendFor(ctx, d)
+  if (!b) throw new PvdiskError('EUSAGE', `disk "${d.name}" (${d.type}) is not provisioned by pvdisk`, ['Pantavisor provisions it on the device'])
+  return [d, b]
+})
+
+const requireRoot = (ctx: DiskContext): void => {
+  if (!ctx.runner.planning && process.getuid?.() !== 0) {
+    throw new PvdiskError('ENOTROOT', 'disk operations need root (mount, loop devices, device-mapper)', ['run pvdisk as root, or use pvdisk plan to see what it would do'])
+  }
+}
+
+export interface DiskOutcome {
+  name: string
+  result: string
+}
+
+const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Promise<DiskOutcome[]> => {
+  const pairs = backendsOf(ctx, disks)
+  requireRoot(ctx)
+  if (!ctx.runner.planning) requireTools([...new Set(pairs.flatMap(([, b]) => b.tools()))])
+  const out: DiskOutcome[] = []
+  for (const [disk, backend] of pairs) {
+    const lock = ctx.runner.planning ? undefined : await acquireLock(lockDirOf(ctx), disk.name)
+    try {
+      out.push({ name: disk.name, result: await backend[op]() })
+    } finally {
+      lock?.release()
+    }
+  }
+  return out
+}
+
+export const disksUp = (ctx: DiskContext, disks: DiskEntry[]) => each(ctx, disks, 'up')
+export const disksDown = (ctx: DiskContext, disks: DiskEntry[]) => each(ctx, [...disks].reverse(), 'down')
+export const disksStatus = (ctx: DiskContext, disks: DiskEntry[]): DiskStatus[] => backendsOf(ctx, disks).map(([, b]) => b.status())
