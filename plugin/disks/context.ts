@@ -3,6 +3,7 @@
 import { mkdirSync, renameSync, statfsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DiskEntry } from '../check-device.js'
+import { PvdiskError } from '../errors.js'
 import { readDms, readLoops, readMounts, type DmDevice, type LoopDevice, type MountEntry } from '../kernel.js'
 import type { Runner } from '../run.js'
 
@@ -34,19 +35,20 @@ export const mountPointOf = (ctx: DiskContext, disk: DiskEntry): string => hostP
 export const lockDirOf = (ctx: DiskContext): string => hostPath(ctx, '/run/pvdisk/locks')
 
 /** pvdisk's own file steps: done for real, or only noted in a plan */
+const step = (ctx: DiskContext, what: string, fn: () => void): void => {
+  ctx.runner.note(what)
+  if (ctx.runner.planning) return
+  try {
+    fn()
+  } catch (e) {
+    throw new PvdiskError('EDISK', `cannot ${what}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ['check the path and its permissions'])
+  }
+}
+
 export const act = {
-  mkdirp: (ctx: DiskContext, dir: string, mode = 0o755): void => {
-    ctx.runner.note(`mkdir -p ${dir}`)
-    if (!ctx.runner.planning) mkdirSync(dir, { recursive: true, mode })
-  },
-  rename: (ctx: DiskContext, from: string, to: string): void => {
-    ctx.runner.note(`rename ${from} to ${to}`)
-    if (!ctx.runner.planning) renameSync(from, to)
-  },
-  touch: (ctx: DiskContext, file: string): void => {
-    ctx.runner.note(`create ${file}`)
-    if (!ctx.runner.planning) writeFileSync(file, '', { mode: 0o644 })
-  },
+  mkdirp: (ctx: DiskContext, dir: string, mode = 0o755): void => step(ctx, `mkdir -p ${dir}`, () => mkdirSync(dir, { recursive: true, mode })),
+  rename: (ctx: DiskContext, from: string, to: string): void => step(ctx, `rename ${from} to ${to}`, () => renameSync(from, to)),
+  touch: (ctx: DiskContext, file: string): void => step(ctx, `create ${file}`, () => writeFileSync(file, '', { mode: 0o644 })),
 }
 
 export type DiskState = 'absent' | 'provisioned' | 'open' | 'mounted'

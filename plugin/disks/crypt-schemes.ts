@@ -29,7 +29,8 @@ export interface CryptScheme {
 
 export const keyDescription = (ref: CryptKeyRef): string => `logkey:${ref.keyName}`
 
-const CAAM_BLOB_DIR = '/data/caam' // where caam-keygen reads and writes blobs
+// where caam-keygen (pantacor/keyctl_caam) reads and writes blobs; fixed in the tool, a tmpfs on devices
+const caamBlobDir = (): string => process.env.PVDISK_CAAM_BLOB_DIR ?? '/data/caam'
 
 /** Pantavisor installs its DCP tool next to the crypt script, not in PATH */
 const dcpTool = (): string => findInPath('x--pv-dcp-tool') ??
@@ -87,15 +88,15 @@ export const caamNxp: CryptScheme = {
   tools: ['caam-keygen', 'keyctl', 'dmsetup'],
   keyFile: ref => join(ref.dir, `${ref.keyName}.bb`),
   createKey: async (ctx, ref) => {
-    act.mkdirp(ctx, CAAM_BLOB_DIR, 0o700)
+    act.mkdirp(ctx, caamBlobDir(), 0o700)
     await ctx.runner.run({ argv: ['caam-keygen', 'create', ref.keyName, 'ecb', '-s', '16'] })
-    await copySecret(ctx, join(CAAM_BLOB_DIR, `${ref.keyName}.bb`), caamNxp.keyFile(ref))
+    await copySecret(ctx, join(caamBlobDir(), `${ref.keyName}.bb`), caamNxp.keyFile(ref))
   },
   open: async (ctx, ref, loop, dm, sectors) => {
-    act.mkdirp(ctx, CAAM_BLOB_DIR, 0o700)
-    await copySecret(ctx, caamNxp.keyFile(ref), join(CAAM_BLOB_DIR, `${ref.keyName}.bb`))
+    act.mkdirp(ctx, caamBlobDir(), 0o700)
+    await copySecret(ctx, caamNxp.keyFile(ref), join(caamBlobDir(), `${ref.keyName}.bb`))
     await ctx.runner.run({ argv: ['caam-keygen', 'import', `${ref.keyName}.bb`, `${ref.keyName}.import`] })
-    const imported = join(CAAM_BLOB_DIR, `${ref.keyName}.import`)
+    const imported = join(caamBlobDir(), `${ref.keyName}.import`)
     await ctx.runner.run({ argv: ['keyctl', 'padd', 'logon', keyDescription(ref), '@u'], input: readSecret(ctx, imported), secretInput: true })
     removeFile(ctx, imported)
     const cipher = ctx.cipherOverride ?? 'capi:tk(cbc(aes))-plain'

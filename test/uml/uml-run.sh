@@ -4,7 +4,7 @@
 # is the host's / over hostfs, read-only; /tmp and /run are guest tmpfs; SHARE (default
 # $WORK/share) is mounted read-write at the same path, and so is the repository.
 # usage: uml-run.sh GUEST_SCRIPT [SHARE_DIR]   env: WORK (/tmp/pvdisk-uml), MEM (512M), TIMEOUT (600)
-# exit status = the guest script's (125 if it did not report one)
+# env SECTIONS is passed to the guest. Exit status = the guest script's (125 if it did not report one)
 set -euo pipefail
 WORK=$(readlink -m "${WORK:-/tmp/pvdisk-uml}"); MEM=${MEM:-512M}; TIMEOUT=${TIMEOUT:-600}
 SHARE=$(readlink -m "${2:-$WORK/share}")
@@ -16,7 +16,7 @@ cp "$1" "$SHARE/.guest-script.sh"; rm -f "$SHARE/guest.rc" "$SHARE/guest.log"
 cat > "$WORK/init.sh" <<INIT
 #!/bin/bash
 # PID 1 in UML
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root DM_DISABLE_UDEV=1 VM_SHARE=$SHARE REPO=$REPO
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root DM_DISABLE_UDEV=1 VM_SHARE=$SHARE REPO=$REPO SECTIONS="${SECTIONS:-}"
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs run /run; mkdir -p /run/cryptsetup /run/modbase/lib/modules
 # the host has no /lib/modules/$KV: point modprobe (and the kernel's autoloader) at UML's modules
