@@ -2,7 +2,7 @@
 // storage, device.json volumes), and the run.json storage that src.json implies.
 import { resolveDisk, checkUnknownKeys, type DiskIndex } from './check-device.js'
 import type { RunVolume } from './generated/schema-types.js'
-import type { Json } from './json-source.js'
+import { isJsonObject, type Json } from './json-source.js'
 import { containerPathError, nameError } from './path-rules.js'
 import {
   LXC_OVERLAY, parsePersistenceKey, parsePersistenceValue, toRunVolume, volumeNameOf, type PersistenceKey,
@@ -17,8 +17,6 @@ const SRC_KEYS = ['#spec', 'name', 'template', 'args', 'persistence', 'docker_na
   'docker_source', 'docker_platform', 'docker_config', 'config', 'dm_enabled', 'base', 'logs', 'exports', 'format_options', 'pvr',
   'pvr_digest', 'rootfs_url', 'rootfs_digest', '$schema']
 
-const isObject = (v: Json | undefined): v is { [key: string]: Json } =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** a disk reference must name a disk or alias that pvdisk can put volumes on */
 export const checkDiskRef = (ref: string, at: string, disks: DiskIndex | undefined, problems: FileProblems): void => {
@@ -37,12 +35,12 @@ export const checkDiskRef = (ref: string, at: string, disks: DiskIndex | undefin
 
 /** run.json storage or device.json volumes */
 export const checkStorage = (storage: Json | undefined, at: string, disks: DiskIndex | undefined, problems: FileProblems): void => {
-  if (!isObject(storage)) return
+  if (!isJsonObject(storage)) return
   for (const [volume, entry] of Object.entries(storage)) {
     const vAt = appendPointer(at, volume)
     const bad = nameError(volume, 'volume')
     if (bad) problems.error(bad.code, vAt, bad.message, bad.hint)
-    if (!isObject(entry)) continue
+    if (!isJsonObject(entry)) continue
     checkUnknownKeys(entry, ['persistence', 'disk'], vAt, problems)
     if (typeof entry.disk === 'string') {
       if (entry.disk === '') problems.error('persistence-disk-unknown', `${vAt}/disk`, 'the disk name is empty', 'name a disk, or remove "disk"')
@@ -61,9 +59,9 @@ interface Planned {
 const imageVolumes = (src: { [key: string]: Json }): [Json | undefined, string] => {
   // pvr: the image config (docker_config) overridden key by key by src.json "config"
   const config = src.config
-  if (isObject(config) && config.Volumes !== undefined && config.Volumes !== null) return [config.Volumes, '/config/Volumes']
+  if (isJsonObject(config) && config.Volumes !== undefined && config.Volumes !== null) return [config.Volumes, '/config/Volumes']
   const image = src.docker_config
-  return isObject(image) ? [image.Volumes, '/docker_config/Volumes'] : [undefined, '']
+  return isJsonObject(image) ? [image.Volumes, '/docker_config/Volumes'] : [undefined, '']
 }
 
 // pvr ranges over a Go map of trimmed keys ("ovl:" included): byte order
@@ -76,7 +74,7 @@ const pvrOrder = (a: Planned, b: Planned): number => Buffer.compare(sortKey(a.pa
  * Returns undefined when a problem prevents computing it.
  */
 export const checkSrc = (data: Json, disks: DiskIndex | undefined, problems: FileProblems): Storage | undefined => {
-  if (!isObject(data)) return undefined
+  if (!isJsonObject(data)) return undefined
   checkUnknownKeys(data, SRC_KEYS, '', problems)
   const before = problems.list.filter(p => p.severity === 'error').length
   const planned = new Map<string, Planned>() // by volume name
@@ -100,7 +98,7 @@ export const checkSrc = (data: Json, disks: DiskIndex | undefined, problems: Fil
   }
 
   const persistence = data.persistence
-  if (isObject(persistence)) {
+  if (isJsonObject(persistence)) {
     for (const [key, value] of Object.entries(persistence)) {
       const at = appendPointer('/persistence', key)
       if (typeof value !== 'string') continue // the schema reported it
@@ -114,7 +112,7 @@ export const checkSrc = (data: Json, disks: DiskIndex | undefined, problems: Fil
     }
   }
   const [volumes, volumesAt] = imageVolumes(data)
-  if (isObject(volumes)) {
+  if (isJsonObject(volumes)) {
     for (const key of Object.keys(volumes)) plan(key, appendPointer(volumesAt, key), { persistence: 'permanent' }, true)
   }
   if (problems.list.filter(p => p.severity === 'error').length > before) return undefined
@@ -127,18 +125,18 @@ export const checkSrc = (data: Json, disks: DiskIndex | undefined, problems: Fil
 }
 
 const sameStorage = (a: Json | undefined, b: Storage): boolean => {
-  if (!isObject(a)) return false
+  if (!isJsonObject(a)) return false
   const keys = Object.keys(b)
   if (Object.keys(a).length !== keys.length) return false
   return keys.every(k => {
     const x = a[k]
     const y = b[k]
-    return isObject(x) && y !== undefined && x.persistence === y.persistence && x.disk === y.disk && Object.keys(x).length === Object.keys(y).length
+    return isJsonObject(x) && y !== undefined && x.persistence === y.persistence && x.disk === y.disk && Object.keys(x).length === Object.keys(y).length
   })
 }
 
 export const checkRun = (data: Json, disks: DiskIndex | undefined, problems: FileProblems, fromSrc?: Storage): void => {
-  if (!isObject(data)) return
+  if (!isJsonObject(data)) return
   checkStorage(data.storage, '/storage', disks, problems)
   if (fromSrc && !sameStorage(data.storage, fromSrc)) {
     problems.warn('run-json-stale', '/storage', 'storage does not match what src.json declares', 'run "pvdisk app install APP" to refresh it')

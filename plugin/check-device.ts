@@ -2,7 +2,7 @@
 // and key collisions, defaults, dual sub-disks. Works on partly invalid data so that one
 // run reports every problem; returns the index of usable disks for volume references.
 import { imageDir, pantavisorDmName, parseCryptPath, type CryptPath } from './crypt-path.js'
-import type { Json } from './json-source.js'
+import { isJsonObject, type Json } from './json-source.js'
 import { hostPathError, isPortableName, nameError } from './path-rules.js'
 import { appendPointer } from './pointer.js'
 import type { FileProblems } from './problems.js'
@@ -38,8 +38,6 @@ export const emptyDiskIndex = (): DiskIndex => ({ disks: new Map(), aliases: new
 export const resolveDisk = (index: DiskIndex, ref: string): DiskEntry | undefined =>
   index.disks.get(index.aliases.get(ref) ?? ref)
 
-const isObject = (v: Json | undefined): v is { [key: string]: Json } =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** a warning for keys that look like typos of known ones (unknown keys are otherwise accepted) */
 export const checkUnknownKeys = (obj: { [key: string]: Json }, known: readonly string[], at: string, problems: FileProblems): void => {
@@ -202,7 +200,7 @@ const checkDual = (entries: DiskEntry[], index: DiskIndex, problems: FileProblem
 /** checks device.json and returns the disks that volumes may reference */
 export const checkDevice = (data: Json, problems: FileProblems): DiskIndex => {
   const index = emptyDiskIndex()
-  if (!isObject(data)) return index
+  if (!isJsonObject(data)) return index
   checkUnknownKeys(data, DEVICE_KEYS, '', problems)
   if (!('groups' in data)) {
     problems.warn('groups-missing', '', 'no "groups": Pantavisor ignores the disks and volumes of such a device.json (pvdisk processes them)',
@@ -217,7 +215,7 @@ export const checkDevice = (data: Json, problems: FileProblems): DiskIndex => {
     }
     list.forEach((disk, i) => {
       const at = `/${array}/${i}`
-      if (!isObject(disk)) return
+      if (!isJsonObject(disk)) return
       const entry = checkDisk(disk, at, array, problems)
       if (!entry) {
         if (array === 'disks_v3' && typeof disk.name === 'string') index.skipped.add(disk.name)

@@ -5,6 +5,9 @@ import { appendPointer } from './pointer.js'
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 
+export const isJsonObject = (v: Json | undefined): v is { [key: string]: Json } =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
 export interface DuplicateKey {
   pointer: string
   offset: number

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path'
 import { checkRun, checkSrc, checkStorage, type Storage } from './check-app.js'
 import { checkDevice, emptyDiskIndex, type DiskIndex } from './check-device.js'
 import type { DeviceJson, RunJson, SrcJson } from './generated/schema-types.js'
-import type { Json } from './json-source.js'
+import { isJsonObject, type Json } from './json-source.js'
 import { nameError } from './path-rules.js'
 import { FileProblems, sortProblems, type Problem } from './problems.js'
 import { readJsonFile } from './read-json-file.js'
@@ -53,7 +53,7 @@ export const checkDeviceFile = async (file: string): Promise<{ device: CheckedFi
   const device = await readChecked('device', file)
   const disks = device.raw === undefined ? emptyDiskIndex() : checkDevice(device.raw, device.problems)
   if (device.raw !== undefined) {
-    const volumes = typeof device.raw === 'object' && device.raw !== null && !Array.isArray(device.raw) ? device.raw.volumes : undefined
+    const volumes = isJsonObject(device.raw) ? device.raw.volumes : undefined
     checkStorage(volumes, '/volumes', disks, device.problems)
   }
   return { device, disks }

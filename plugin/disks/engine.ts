@@ -8,16 +8,20 @@ import { bindBackend } from './bind.js'
 import { lockDirOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 import { cryptBackend } from './crypt.js'
 
-/** the backend of a disk pvdisk provisions; undefined for swap, dual and provisioned volume disks */
+const isBindDisk = (disk: DiskEntry): boolean =>
+  disk.type === 'directory' || (disk.type === 'volume-disk' && !('provision' in disk.fields))
+
+/** swap, dual and provisioned volume disks are Pantavisor's to provision */
+export const isProvisionedByPvdisk = (disk: DiskEntry): boolean => disk.crypt !== undefined || isBindDisk(disk)
+
 export const backendFor = (ctx: DiskContext, disk: DiskEntry): Backend | undefined => {
   if (disk.crypt) return cryptBackend(ctx, disk, disk.crypt)
-  if (disk.type === 'directory' || (disk.type === 'volume-disk' && !('provision' in disk.fields))) return bindBackend(ctx, disk)
-  return undefined
+  return isBindDisk(disk) ? bindBackend(ctx, disk) : undefined
 }
 
 /** NAME arguments (names or aliases), or every disk pvdisk provisions */
 export const selectDisks = (index: DiskIndex, names: readonly string[]): DiskEntry[] => {
-  if (names.length === 0) return [...index.disks.values()].filter(d => backendFor({ root: '/' } as DiskContext, d) !== undefined || d.crypt !== undefined)
+  if (names.length === 0) return [...index.disks.values()].filter(isProvisionedByPvdisk)
   return names.map(n => {
     const disk = resolveDisk(index, n)
     if (!disk) {

@@ -28,7 +28,7 @@ for m in loop dm-mod dm-crypt xts essiv cbc algif_skcipher algif_hash overlay; d
 done
 mount -t tmpfs tmp /tmp; mkdir -p $SHARE
 mount -t hostfs -o $SHARE share $SHARE
-mount -t hostfs -o $REPO repo $REPO
+mkdir -p $REPO; mount -t hostfs -o $REPO repo $REPO
 echo "uml-init: up \$(cut -d' ' -f1 /proc/uptime)s"
 bash $SHARE/.guest-script.sh > $SHARE/guest.log 2>&1; echo \$? > $SHARE/guest.rc
 echo "uml-init: rc=\$(cat $SHARE/guest.rc) at \$(cut -d' ' -f1 /proc/uptime)s"
