@@ -13,6 +13,12 @@ import { didYouMean } from './suggest.js'
 
 export type Storage = { [volume: string]: RunVolume }
 
+/** the storage src.json implies, and the container path behind each volume name */
+export interface PlannedStorage {
+  storage: Storage
+  keys: Map<string, PersistenceKey>
+}
+
 const SRC_KEYS = ['#spec', 'name', 'template', 'args', 'persistence', 'docker_name', 'docker_tag', 'docker_digest', 'docker_ovl_digest',
   'docker_source', 'docker_platform', 'docker_config', 'config', 'dm_enabled', 'base', 'logs', 'exports', 'format_options', 'pvr',
   'pvr_digest', 'rootfs_url', 'rootfs_digest', '$schema']
@@ -73,7 +79,7 @@ const pvrOrder = (a: Planned, b: Planned): number => Buffer.compare(sortKey(a.pa
  * volumes as permanent, persistence entries over them, sorted, lxc-overlay last.
  * Returns undefined when a problem prevents computing it.
  */
-export const checkSrc = (data: Json, disks: DiskIndex | undefined, problems: FileProblems): Storage | undefined => {
+export const checkSrc = (data: Json, disks: DiskIndex | undefined, problems: FileProblems): PlannedStorage | undefined => {
   if (!isJsonObject(data)) return undefined
   checkUnknownKeys(data, SRC_KEYS, '', problems)
   const before = problems.list.filter(p => p.severity === 'error').length
@@ -118,10 +124,16 @@ export const checkSrc = (data: Json, disks: DiskIndex | undefined, problems: Fil
   if (problems.list.filter(p => p.severity === 'error').length > before) return undefined
 
   const storage: Storage = {}
+  const keys = new Map<string, PersistenceKey>()
   const sorted = [...planned.values()].filter(p => p.parsed.path !== LXC_OVERLAY).sort(pvrOrder)
-  for (const p of sorted) if (p.volume) storage[volumeNameOf(p.parsed)] = p.volume
+  for (const p of sorted) {
+    if (!p.volume) continue
+    storage[volumeNameOf(p.parsed)] = p.volume
+    keys.set(volumeNameOf(p.parsed), p.parsed)
+  }
   storage[LXC_OVERLAY] = planned.get(LXC_OVERLAY)?.volume ?? { persistence: 'boot' }
-  return storage
+  keys.set(LXC_OVERLAY, { overlay: false, path: LXC_OVERLAY })
+  return { storage, keys }
 }
 
 const sameStorage = (a: Json | undefined, b: Storage): boolean => {

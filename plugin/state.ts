@@ -2,7 +2,7 @@
 // <app>/run.json) or single files. All problems are collected; nothing is written.
 import { promises as fs, lstatSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { checkRun, checkSrc, checkStorage, type Storage } from './check-app.js'
+import { checkRun, checkSrc, checkStorage, type PlannedStorage, type Storage } from './check-app.js'
 import { checkDevice, emptyDiskIndex, type DiskIndex } from './check-device.js'
 import type { DeviceJson, RunJson, SrcJson } from './generated/schema-types.js'
 import { isJsonObject, type Json } from './json-source.js'
@@ -28,6 +28,8 @@ export interface AppState {
   run?: CheckedFile<'run'>
   /** the run.json storage src.json implies, when src.json is valid */
   storage?: Storage
+  /** the container path behind each volume name */
+  keys?: PlannedStorage['keys']
 }
 
 export interface LoadedState {
@@ -75,8 +77,11 @@ export const checkApp = async (stateDir: string, name: string, disks: DiskIndex 
     if (typeof spec === 'string' && spec !== SRC_SPEC && spec.endsWith('@1') && name === 'bsp') return undefined // the BSP, not a container
     app.src = src
     if (src.raw !== undefined) {
-      const storage = checkSrc(src.raw, disks, src.problems)
-      if (storage) app.storage = storage
+      const planned = checkSrc(src.raw, disks, src.problems)
+      if (planned) {
+        app.storage = planned.storage
+        app.keys = planned.keys
+      }
     }
   }
   if (hasRun) {

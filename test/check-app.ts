@@ -15,8 +15,8 @@ const disks = (() => {
 const src = (persistence: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
   const { parsed, problems } = sink(json({ '#spec': 'service-manifest-src@1', persistence, ...extra }), 'src.json')
   checkSchema('src', parsed.value, problems)
-  const storage = checkSrc(parsed.value, disks, problems)
-  return { storage, list: codes(problems.list), problems: problems.list }
+  const planned = checkSrc(parsed.value, disks, problems)
+  return { storage: planned?.storage, keys: planned?.keys, list: codes(problems.list), problems: problems.list }
 }
 
 t.test('storage as pvr writes it', async t => {
@@ -36,6 +36,8 @@ t.test('storage as pvr writes it', async t => {
   })
   t.same(Object.keys(r.storage ?? {}), ['docker--data', 'docker--tmp-x', 'docker--var-lib-app', 'dockerovl--etc-conf', 'lxc-overlay'],
     'sorted by source key as Go templates range over maps, lxc-overlay last')
+  t.same(r.keys?.get('dockerovl--etc-conf'), { overlay: true, path: '/etc/conf' })
+  t.same(r.keys?.get('docker--var-lib-app'), { overlay: false, path: '/var/lib/app' }, 'the container path keeps its slashes')
 })
 
 t.test('lxc-overlay can be set, and image volumes are permanent unless overridden', async t => {

@@ -43,6 +43,12 @@ t.test('directory and volume-disk: up, up again, status, down', async t => {
   t.match(JSON.parse(run(['disk', 'status', '--json', ...base]).stdout), [{ name: 'data', state: 'provisioned' }, { name: 'legacy', state: 'mounted' }])
   t.match(run(['disk', 'down', ...base]).stdout, /legacy: unmounted .*\ndata: not mounted/)
   t.equal(readFileSync(join(dir, 'root/storage/pv/volume-disk/data/f'), 'utf8'), 'through the disk', 'data stays after down')
+  mkdirSync(join(dir, 'root/storage/pv/volume-disk/data/boot/app/docker--tmp'), { recursive: true })
+  writeFileSync(join(dir, 'root/storage/pv/volume-disk/data/boot/app/docker--tmp/x'), 'gone at the next mount')
+  t.equal(run(['disk', 'up', 'data', ...base]).status, 0)
+  t.same(readdirSync(join(dir, 'root/media/pv/dmcrypt/data/boot')), [], 'boot volumes are emptied when their disk is mounted')
+  t.equal(readFileSync(join(dir, 'root/media/pv/dmcrypt/data/f'), 'utf8'), 'through the disk')
+  t.equal(run(['disk', 'down', ...base]).status, 0)
 })
 
 t.test('a mount point taken by something else is reported and left alone', async t => {

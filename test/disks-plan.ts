@@ -42,6 +42,7 @@ t.test('versatile: first init, then open and mount', async t => {
     `# create ${d}/key.init_done`,
     `# mkdir -p ${root}/media/pv/dmcrypt/sec`,
     `mount -t ext4 -o noatime -- /dev/mapper/${dm} ${root}/media/pv/dmcrypt/sec`,
+    `# empty ${root}/media/pv/dmcrypt/sec/boot`,
   ])
   t.same(readdirSync(root), [], 'a plan creates nothing')
   t.match(dm, /^pvdisk-sec-[0-9a-f]{8}$/)

@@ -7,6 +7,7 @@ import { didYouMean } from '../suggest.js'
 import { bindBackend } from './bind.js'
 import { lockDirOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 import { cryptBackend } from './crypt.js'
+import { emptyBootDir } from '../volumes.js'
 
 const isBindDisk = (disk: DiskEntry): boolean =>
   disk.type === 'directory' || (disk.type === 'volume-disk' && !('provision' in disk.fields))
@@ -57,7 +58,10 @@ const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Pr
   for (const [disk, backend] of pairs) {
     const lock = ctx.runner.planning ? undefined : await acquireLock(lockDirOf(ctx), disk.name)
     try {
-      out.push({ name: disk.name, result: await backend[op]() })
+      const result = await backend[op]()
+      // boot volumes live until their disk is mounted again
+      if (op === 'up' && result !== 'already mounted') emptyBootDir(ctx, disk)
+      out.push({ name: disk.name, result })
     } finally {
       lock?.release()
     }
