@@ -9,6 +9,7 @@ import type { CommandResult, GlobalOptions } from './cli-types.js'
 import * as validate from './commands/validate.js'
 import * as app from './commands/app.js'
 import * as disk from './commands/disk.js'
+import { down, up } from './commands/up.js'
 
 type Handler<A> = (argv: A) => Promise<CommandResult>
 
@@ -54,6 +55,8 @@ export const main = async (args: string[]): Promise<void> => {
       .command(app.command, app.describe, app.builder, wrap(app.handler))
       .command(disk.command, disk.describe, disk.builder, wrap(disk.handler))
       .command(disk.plan.command, disk.plan.describe, disk.plan.builder, wrap(disk.plan.handler))
+      .command(up.command, up.describe, up.builder, wrap(up.handler))
+      .command(down.command, down.describe, down.builder, wrap(down.handler))
       .strict()
       .demandCommand(1, 'name a command; see pvdisk --help')
       .recommendCommands()

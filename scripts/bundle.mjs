@@ -12,6 +12,8 @@ await build({
   format: 'esm',
   target: 'node20',
   logLevel: 'warning',
+  // dockerode pulls in ssh2 and optional native modules: loaded from node_modules, only by commands that need Docker
+  external: ['dockerode'],
   alias: { 'string-width': new URL('./string-width-ascii.mjs', import.meta.url).pathname },
   // CommonJS dependencies inside an ESM bundle need a require
   banner: { js: "import { createRequire as pvdiskCreateRequire } from 'node:module'; const require = pvdiskCreateRequire(import.meta.url);" },

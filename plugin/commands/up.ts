@@ -1,0 +1,36 @@
+// pvdisk up [--revision REV], pvdisk down
+import type { Argv } from 'yargs'
+import type { CommandResult, GlobalOptions } from '../cli-types.js'
+
+export const up = {
+  command: 'up',
+  describe: 'bring up the disks every app needs, prepare its volumes, and start one Docker container per app',
+  builder: (y: Argv<GlobalOptions>) => y
+    .option('revision', { type: 'string', describe: 'revision for "revision" volumes (default: PVDISK_REVISION, else 0)' })
+    .option('network', { type: 'string', describe: 'Docker network mode for the containers (default: Docker\'s)' }),
+  handler: async (argv: GlobalOptions & { revision?: string, network?: string }): Promise<CommandResult> => {
+    const [{ stateUp }, { connectDocker }] = await Promise.all([import('../up.js'), import('../docker.js')])
+    const messages: string[] = []
+    const outcomes = await stateUp({
+      state: argv.state, root: argv.root, engine: await connectDocker(), log: m => messages.push(m),
+      ...(argv.revision !== undefined ? { revision: argv.revision } : {}), ...(argv.network !== undefined ? { network: argv.network } : {}),
+    })
+    return {
+      data: outcomes,
+      lines: [...messages, ...outcomes.flatMap(o => [`${o.app}: ${o.result} ${o.container}`,
+        ...o.mounts.map(m => `  ${m.target} <- ${m.type === 'bind' ? m.source : 'tmpfs'}`)])],
+      exitCode: 0,
+    }
+  },
+}
+
+export const down = {
+  command: 'down',
+  describe: 'stop and remove the state\'s containers, and take down the disks nothing uses any more',
+  builder: (y: Argv<GlobalOptions>) => y,
+  handler: async (argv: GlobalOptions): Promise<CommandResult> => {
+    const [{ stateDown }, { connectDocker }] = await Promise.all([import('../up.js'), import('../docker.js')])
+    const r = await stateDown({ state: argv.state, root: argv.root, engine: await connectDocker() })
+    return { data: r, lines: [...r.containers.map(c => `removed ${c}`), ...r.disks.map(d => `disk ${d}: down`)], exitCode: 0 }
+  },
+}
