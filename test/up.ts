@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { IMAGE, startDockerd } from './fixtures/dockerd.js'
-import { json } from './fixtures/helpers.js'
+import { json, unmountUnder } from './fixtures/helpers.js'
 
 const cli = fileURLToPath(new URL('../dist/pvdisk.mjs', import.meta.url))
 t.setTimeout(300_000)
@@ -39,7 +39,10 @@ t.test('pvdisk up and down with Docker', async t => {
   const pv = (...args: string[]) => spawnSync(process.execPath, [cli, ...args, '--state', join(dir, 'state'), '--root', join(dir, 'root')], { encoding: 'utf8', env })
   const disk = join(dir, 'root/media/pv/dmcrypt/data-disk')
   const log = join(disk, 'perm/web/docker--data/log')
-  t.teardown(() => pv('down'))
+  t.teardown(() => {
+    pv('down')
+    unmountUnder(dir)
+  })
 
   const up = pv('up', '--network', 'none')
   t.equal(up.status, 0, up.stderr)

@@ -34,3 +34,16 @@ export const down = {
     return { data: r, lines: [...r.containers.map(c => `removed ${c}`), ...r.disks.map(d => `disk ${d}: down`)], exitCode: 0 }
   },
 }
+
+export const serve = {
+  command: 'serve',
+  describe: 'run the Docker VolumeDriver plugin (docker volume create -d pvdisk ...)',
+  builder: (y: Argv<GlobalOptions>) => y
+    .option('socket', { type: 'string', default: '/run/docker/plugins/pvdisk.sock', describe: 'plugin socket; its file name is the driver name' })
+    .option('revision', { type: 'string', describe: 'revision for "revision" volumes (default: PVDISK_REVISION, else 0)' }),
+  handler: async (argv: GlobalOptions & { socket: string, revision?: string }): Promise<CommandResult> => {
+    const { runPlugin } = await import('../plugin-main.js')
+    await runPlugin({ state: argv.state, root: argv.root, socket: argv.socket, ...(argv.revision !== undefined ? { revision: argv.revision } : {}) })
+    return { data: { stopped: true }, lines: [], exitCode: 0 }
+  },
+}
