@@ -34,6 +34,7 @@ export interface Runner {
 }
 
 const DEFAULT_TIMEOUT_MS = 120_000
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 const MAX_OUTPUT = 1024 * 1024
 
 /** a POSIX shell rendering of argv, for plans and error messages (never executed) */
@@ -74,7 +75,8 @@ export class ProcessRunner implements Runner {
     return new Promise((resolve, reject) => {
       const child = spawn(file, args, {
         stdio: ['pipe', 'pipe', 'pipe'],
-        env: { ...process.env, LC_ALL: 'C', DM_DISABLE_UDEV: process.env.DM_DISABLE_UDEV ?? '1' },
+        // runtimes run hooks with an empty environment: give the tools a PATH
+        env: { ...process.env, PATH: process.env.PATH ?? DEFAULT_PATH, LC_ALL: 'C', DM_DISABLE_UDEV: process.env.DM_DISABLE_UDEV ?? '1' },
       })
       const out: Buffer[] = []
       const err: Buffer[] = []
@@ -166,7 +168,7 @@ const PACKAGES: Record<string, string> = {
   'dcp-blob-create': 'Pantavisor (tools/dcp-blob-create)',
 }
 
-export const findInPath = (tool: string, path = process.env.PATH ?? ''): string | undefined => {
+export const findInPath = (tool: string, path = process.env.PATH ?? DEFAULT_PATH): string | undefined => {
   for (const dir of path.split(delimiter)) {
     if (!dir) continue
     try {

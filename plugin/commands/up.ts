@@ -47,3 +47,22 @@ export const serve = {
     return { data: { stopped: true }, lines: [], exitCode: 0 }
   },
 }
+
+export const ociHookCommand = {
+  command: 'oci-hook',
+  describe: 'OCI runtime hook: reads the container state on stdin and mounts its pvdisk volumes (or, with --hooks-d, writes podman/CRI-O hook files)',
+  builder: (y: Argv<GlobalOptions>) => y
+    .option('stage', { type: 'string', default: 'createRuntime', describe: 'createRuntime (or prestart) mounts; poststop releases' })
+    .option('hooks-d', { type: 'string', describe: 'write hooks.d 1.0.0 files for podman and CRI-O into this directory' }),
+  handler: async (argv: GlobalOptions & { stage: string, hooksD?: string }): Promise<CommandResult> => {
+    const { ociHook, writeHooksD } = await import('../oci-hook.js')
+    if (argv.hooksD !== undefined) {
+      const files = await writeHooksD(argv.hooksD, [process.execPath, process.argv[1] ?? 'pvdisk'])
+      return { data: { files }, lines: files.map(f => `wrote ${f}`), exitCode: 0 }
+    }
+    const chunks: Buffer[] = []
+    for await (const c of process.stdin) chunks.push(c as Buffer)
+    const lines = await ociHook(argv.stage, Buffer.concat(chunks).toString('utf8'))
+    return { data: { mounted: lines }, lines, exitCode: 0 }
+  },
+}

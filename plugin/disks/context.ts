@@ -85,4 +85,6 @@ export interface Backend {
   up(): Promise<string>
   /** unmount and close; idempotent */
   down(): Promise<string>
+  /** the mount command that shows this (open) disk at its mount point, e.g. in another namespace */
+  mountArgv(): string[]
 }

@@ -164,15 +164,16 @@ export const cryptBackend = (ctx: DiskContext, disk: DiskEntry, crypt: CryptPath
     return loop
   }
 
+  const mountCmd = ['mount', '-t', 'ext4', '-o', options, '--', mapper, mnt]
   const mount = async (): Promise<void> => {
     act.mkdirp(ctx, mnt)
     try {
-      await ctx.runner.run({ argv: ['mount', '-t', 'ext4', '-o', options, '--', mapper, mnt] })
+      await ctx.runner.run({ argv: mountCmd })
     } catch (first) {
       ctx.log(`mount failed (${(first as Error).message}); running fsck.ext4 -y once`)
       const fsck = await ctx.runner.run({ argv: ['fsck.ext4', '-y', '--', mapper], okCodes: [0, 1, 2, 4, 8], timeoutMs: 30 * 60_000 })
       try {
-        await ctx.runner.run({ argv: ['mount', '-t', 'ext4', '-o', options, '--', mapper, mnt] })
+        await ctx.runner.run({ argv: mountCmd })
       } catch (second) {
         throw fail(`cannot mount ${mapper} even after fsck: ${(second as Error).message}`,
           [`fsck.ext4 exit status ${fsck.code}:`, ...fsck.stdout.trim().split('\n').slice(-8), ...fsck.stderr.trim().split('\n').slice(-4)])
@@ -182,6 +183,7 @@ export const cryptBackend = (ctx: DiskContext, disk: DiskEntry, crypt: CryptPath
 
   return {
     tools: () => [...scheme.tools, 'losetup', 'mount', 'umount', 'mkfs.ext4', 'fsck.ext4', 'fallocate', 'truncate'],
+    mountArgv: () => mountCmd,
     status,
     up: async () => {
       const s = status()

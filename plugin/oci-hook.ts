@@ -1,0 +1,108 @@
+// `pvdisk oci-hook`: an OCI runtime hook (runc, crun; podman and CRI-O through hooks.d).
+// At createRuntime, in the runtime namespace before pivot_root, it resolves the
+// container's volumes and bind-mounts them into its root filesystem inside its mount
+// namespace. Annotations say which app it is:
+//   io.pvdisk.state     the state directory (required)
+//   io.pvdisk.app       the app in that state (required)
+//   io.pvdisk.root      --root (default /)
+//   io.pvdisk.revision  the revision for "revision" volumes (default PVDISK_REVISION, else 0)
+// A failure exits non-zero with one line on stderr, and the runtime aborts the start.
+import { readFileSync } from 'node:fs'
+import { isAbsolute, join, resolve } from 'node:path'
+import { InvalidInputError } from './app-install.js'
+import { liveKernel, mountPointOf, type DiskContext } from './disks/context.js'
+import { mountAt, parseMountinfo } from './kernel.js'
+import { backendFor, disksUp, isProvisionedByPvdisk } from './disks/engine.js'
+import { PvdiskError } from './errors.js'
+import { ProcessRunner, type Runner } from './run.js'
+import { loadState } from './state.js'
+import { appVolumes, currentRevision, mkdirBelow, prepareVolume } from './volumes.js'
+import { writeFileAtomic } from './atomic-write.js'
+
+export interface OciState {
+  id: string
+  pid?: number
+  bundle: string
+  annotations?: Record<string, string>
+}
+
+export const parseOciState = (text: string): OciState => {
+  let s: unknown
+  try {
+    s = JSON.parse(text)
+  } catch {
+    throw new PvdiskError('EUSAGE', 'oci-hook: stdin is not the OCI state JSON', ['run pvdisk oci-hook from a runtime hook'])
+  }
+  const o = s as Partial<OciState>
+  if (typeof o?.id !== 'string' || typeof o.bundle !== 'string') throw new PvdiskError('EUSAGE', 'oci-hook: the OCI state has no id or bundle')
+  return o as OciState
+}
+
+const rootfsOf = (bundle: string): string => {
+  const config = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { root?: { path?: string } }
+  const p = config.root?.path ?? 'rootfs'
+  return isAbsolute(p) ? p : join(bundle, p)
+}
+
+export const ociHook = async (stage: string, stdin: string, runner: Runner = new ProcessRunner()): Promise<string[]> => {
+  const state = parseOciState(stdin)
+  const a = state.annotations ?? {}
+  const stateDir = a['io.pvdisk.state']
+  const appName = a['io.pvdisk.app']
+  if (stage === 'poststop') {
+    // the bind mounts lived in the container's mount namespace and went with it; disks stay up for others
+    return [`${state.id}: released`]
+  }
+  if (stage !== 'createRuntime' && stage !== 'prestart') throw new PvdiskError('EUSAGE', `oci-hook: stage ${stage} is not supported`, ['use createRuntime (or prestart) and poststop'])
+  if (!stateDir || !appName) return [`${state.id}: no io.pvdisk.state/io.pvdisk.app annotations, nothing to mount`]
+  if (typeof state.pid !== 'number') throw new PvdiskError('EUSAGE', 'oci-hook: the OCI state has no pid')
+  const loaded = await loadState(stateDir)
+  const errors = loaded.problems.filter(p => p.severity === 'error')
+  if (errors.length > 0) throw new InvalidInputError(`${stateDir}: ${errors.length} error(s) in the state; not starting ${state.id}`, loaded.problems)
+  const app = loaded.apps.find(x => x.name === appName)
+  if (!app?.storage) throw new PvdiskError('EINVALID', `app "${appName}" is not in ${stateDir} (or has no src.json)`, ['check the io.pvdisk.app annotation'])
+  const ctx: DiskContext = { root: resolve(a['io.pvdisk.root'] ?? '/'), runner, kernel: liveKernel, log: () => undefined }
+  const revision = currentRevision(a['io.pvdisk.revision'])
+  const volumes = appVolumes(app, loaded.disks).filter(v => v.containerPath !== undefined)
+  const disks = [...new Map(volumes.flatMap(v => (v.disk && isProvisionedByPvdisk(v.disk) ? [[v.disk.name, v.disk] as const] : []))).values()]
+  await disksUp(ctx, disks)
+  const ns = ['nsenter', `--target=${state.pid}`, '--mount', '--']
+  // runc made the container's mount namespace before this hook ran: a disk mounted just now
+  // (or whose mount does not propagate) is missing there, so show it there the same way
+  const theirs = parseMountinfo(readFileSync(`/proc/${state.pid}/mountinfo`, 'utf8'))
+  for (const disk of disks) {
+    const backend = backendFor(ctx, disk)
+    if (backend && !mountAt(theirs, mountPointOf(ctx, disk))) await runner.run({ argv: [...ns, ...backend.mountArgv()] })
+  }
+  const rootfs = rootfsOf(state.bundle)
+  const out: string[] = []
+  for (const v of volumes) {
+    const target = v.containerPath ?? ''
+    // the image's own tree: create the mount point without following its symlinks
+    mkdirBelow(rootfs, target.split('/').filter(Boolean))
+    const inside = join(rootfs, target)
+    const src = prepareVolume(ctx, v, revision)
+    if (src.kind === 'dir') await runner.run({ argv: [...ns, 'mount', '--bind', '--', src.path, inside] })
+    else await runner.run({ argv: [...ns, 'mount', '-t', 'tmpfs', '-o', 'mode=0755', '--', 'pvdisk-boot', inside] })
+    out.push(`${state.id}: ${target} <- ${src.kind === 'dir' ? src.path : 'tmpfs'}`)
+  }
+  return out
+}
+
+/** hooks.d 1.0.0 files for podman and CRI-O: createRuntime and poststop, for annotated containers */
+export const writeHooksD = async (dir: string, command: string[]): Promise<string[]> => {
+  const [path, ...rest] = command
+  const files: string[] = []
+  for (const stage of ['createRuntime', 'poststop']) {
+    const file = join(dir, `pvdisk-${stage.toLowerCase()}.json`)
+    const body = {
+      version: '1.0.0',
+      hook: { path, args: [path, ...rest, 'oci-hook', '--stage', stage], timeout: 120 },
+      when: { annotations: { '^io\\.pvdisk\\.app$': '.+' } },
+      stages: [stage],
+    }
+    await writeFileAtomic(file, JSON.stringify(body, null, 2) + '\n', 0o644)
+    files.push(file)
+  }
+  return files
+}
