@@ -186,5 +186,42 @@ sec_fsck() {
   pass "a failed mount runs fsck once and retries; a hopeless one fails with fsck's output"
 }
 
-for s in versatile bare_open wrong_key missing_key stale pantavisor_image crash_init crash_updown concurrent caam dcp fsck; do want $s && sec_$s; done
+# --- the whole chain on an encrypted disk: pvdisk up starts a Docker container whose volume is on dm-crypt
+sec_docker_chain() {
+  mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null || true
+  local DD=/tmp/docker; mkdir -p $DD
+  dockerd --data-root $DD/data --exec-root $DD/exec --pidfile $DD/pid -H unix://$DD/sock \
+    --iptables=false --ip6tables=false --bridge=none --storage-driver=overlay2 > $DD/log 2>&1 &
+  export DOCKER_HOST=unix://$DD/sock
+  for i in $(seq 1 300); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  docker info >/dev/null 2>&1 || { tail -5 $DD/log; fail "dockerd did not start"; }
+  local R=/tmp/bbroot; mkdir -p $R/bin $R/tmp $R/proc $R/sys $R/dev $R/etc
+  cp /bin/busybox $R/bin/; for a in sh cat echo ls grep date sleep mount; do ln -s busybox $R/bin/$a; done
+  tar -C $R -c . | docker import - local/busybox:latest >/dev/null || fail "image import"
+  rm -rf $W/state $W/root; mkdir -p $W/state/web $W/root
+  cat > $W/state/device.json <<JSON
+{"groups": [{"name": "app"}], "disks": [{"name": "sec", "type": "dm-crypt-versatile", "path": "/storage/dm-crypt-files/sec/disk.img,16,key_sec"}]}
+JSON
+  cat > $W/state/web/src.json <<JSON
+{"#spec": "service-manifest-src@1", "docker_name": "local/busybox", "docker_tag": "latest",
+ "config": {"Cmd": ["sh", "-c", "echo secret-from-container >> /data/f; grep ' /data ' /proc/mounts > /data/m; sleep 600"]},
+ "persistence": {"/data": "permanent@sec"}}
+JSON
+  out=$(pv up --network none 2>&1) || fail "pvdisk up: $out"
+  local V=$M/perm/web/docker--data
+  for i in $(seq 1 100); do [ -s $V/m ] && break; sleep 0.2; done
+  grep -q secret-from-container $V/f || fail "the container did not write into its volume"
+  grep -q "^/dev/mapper/pvdisk-sec" $V/m || grep -q "^/dev/dm-" $V/m || fail "the container's /data is not the encrypted disk: $(cat $V/m)"
+  out=$(pv down 2>&1) || fail "pvdisk down: $out"
+  [ "$(mapped)" = 0 ] || fail "the encrypted disk is still open after down"
+  grep -q secret-from-container $D/disk.img && fail "plaintext in the image"
+  pv up --network none >/dev/null 2>&1 || fail "second up"
+  for i in $(seq 1 100); do [ "$(grep -c secret-from-container $V/f 2>/dev/null)" = 2 ] && break; sleep 0.2; done
+  [ "$(grep -c secret-from-container $V/f)" = 2 ] || fail "data did not survive down and up"
+  pv down >/dev/null 2>&1
+  kill "$(cat $DD/pid)"; for i in $(seq 1 50); do [ -e $DD/pid ] || break; sleep 0.2; done
+  pass "pvdisk up: a Docker container writes to its volume on a dm-crypt disk, data survives down and up"
+}
+
+for s in versatile bare_open wrong_key missing_key stale pantavisor_image crash_init crash_updown concurrent caam dcp fsck docker_chain; do want $s && sec_$s; done
 echo "ALL DONE"
