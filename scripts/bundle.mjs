@@ -3,9 +3,10 @@
 import { build } from 'esbuild'
 import { chmodSync } from 'node:fs'
 
-const outfile = new URL('../dist/pvdisk.mjs', import.meta.url).pathname
-await build({
-  entryPoints: [new URL('../dist/cli.js', import.meta.url).pathname],
+const bundle = async (entry, out, extra = {}) => {
+  const outfile = new URL(`../dist/${out}`, import.meta.url).pathname
+  await build({
+  entryPoints: [new URL(`../dist/${entry}`, import.meta.url).pathname],
   outfile,
   bundle: true,
   platform: 'node',
@@ -17,5 +18,11 @@ await build({
   alias: { 'string-width': new URL('./string-width-ascii.mjs', import.meta.url).pathname },
   // CommonJS dependencies inside an ESM bundle need a require
   banner: { js: "import { createRequire as pvdiskCreateRequire } from 'node:module'; const require = pvdiskCreateRequire(import.meta.url);" },
-})
-chmodSync(outfile, 0o755)
+  ...extra,
+  })
+  chmodSync(outfile, 0o755)
+}
+
+await bundle('cli.js', 'pvdisk.mjs')
+// the OCI hook runs on every container start: its own small bundle, without the CLI
+await bundle('oci-hook-main.js', 'pvdisk-oci-hook.mjs', { minify: true, keepNames: true }) // less to parse at every start

@@ -10,6 +10,7 @@ import { json, unmountUnder } from './fixtures/helpers.js'
 import { isRoot, requirePrereq } from './fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../dist/pvdisk.mjs', import.meta.url))
+const hookProgram = fileURLToPath(new URL('../dist/pvdisk-oci-hook.mjs', import.meta.url))
 t.setTimeout(120_000)
 
 const state = {
@@ -26,7 +27,7 @@ const bundle = (dir: string, annotations: Record<string, string>, cmd: string): 
   config.process.args = ['sh', '-c', cmd]
   config.root.readonly = false
   config.annotations = annotations
-  const hook = (stage: string) => ({ path: process.execPath, args: [process.execPath, cli, 'oci-hook', '--stage', stage], timeout: 60 })
+  const hook = (stage: string) => ({ path: process.execPath, args: [process.execPath, hookProgram, '--stage', stage], timeout: 60 })
   config.hooks = { createRuntime: [hook('createRuntime')], poststop: [hook('poststop')] }
   writeFileSync(join(b, 'config.json'), JSON.stringify(config, null, 2))
   return b
@@ -91,7 +92,7 @@ t.test('hooks.d files for podman and CRI-O', async t => {
   const create = JSON.parse(readFileSync(join(dir, 'pvdisk-createruntime.json'), 'utf8'))
   t.same(create, {
     version: '1.0.0',
-    hook: { path: process.execPath, args: [process.execPath, cli, 'oci-hook', '--stage', 'createRuntime'], timeout: 120 },
+    hook: { path: process.execPath, args: [process.execPath, hookProgram, '--stage', 'createRuntime'], timeout: 120 },
     when: { annotations: { '^io\\.pvdisk\\.app$': '.+' } },
     stages: ['createRuntime'],
   })
@@ -105,4 +106,13 @@ t.test('bad input on stdin', async t => {
   const none = spawnSync(process.execPath, [cli, 'oci-hook'], { input: JSON.stringify({ id: 'x', bundle: '/nonexistent' }), encoding: 'utf8' })
   t.equal(none.status, 0)
   t.match(none.stdout, /nothing to mount/)
+  const direct = spawnSync(process.execPath, [hookProgram, '--stage', 'bogus'], { input: JSON.stringify({ id: 'x', bundle: '/b' }), encoding: 'utf8' })
+  t.equal(direct.status, 2)
+  t.match(direct.stderr, /^pvdisk: oci-hook: stage bogus is not supported/m)
+  t.equal(spawnSync(process.execPath, [hookProgram], { input: '{', encoding: 'utf8' }).status, 2)
+})
+
+t.test('fstab lines escape what mount(8) would split on', async t => {
+  const { fstabLine } = await import('../plugin/oci-hook.js')
+  t.equal(fstabLine({ source: '/a b/c\\d', target: '/t\tx', fsType: 'none', options: ['bind'] }), '/a\\040b/c\\134d /t\\011x none bind 0 0\n')
 })

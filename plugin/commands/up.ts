@@ -57,7 +57,7 @@ export const ociHookCommand = {
   handler: async (argv: GlobalOptions & { stage: string, hooksD?: string }): Promise<CommandResult> => {
     const { ociHook, writeHooksD } = await import('../oci-hook.js')
     if (argv.hooksD !== undefined) {
-      const files = await writeHooksD(argv.hooksD, [process.execPath, process.argv[1] ?? 'pvdisk'])
+      const files = await writeHooksD(argv.hooksD)
       return { data: { files }, lines: files.map(f => `wrote ${f}`), exitCode: 0 }
     }
     const chunks: Buffer[] = []

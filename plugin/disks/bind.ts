@@ -29,7 +29,7 @@ export const bindBackend = (ctx: DiskContext, disk: DiskEntry): Backend => {
 
   return {
     tools: () => ['mount', 'umount'],
-    mountArgv: () => ['mount', '--bind', '--', backing, mnt],
+    mountSpec: () => ({ source: backing, target: mnt, fsType: 'none', options: ['bind'] }),
     status,
     up: async () => {
       const s = status()
@@ -41,7 +41,7 @@ export const bindBackend = (ctx: DiskContext, disk: DiskEntry): Backend => {
       }
       act.mkdirp(ctx, backing)
       act.mkdirp(ctx, mnt)
-      await ctx.runner.run({ argv: ['mount', '--bind', '--', backing, mnt] }) // as mountArgv()
+      await ctx.runner.run({ argv: ['mount', '--bind', '--', backing, mnt] })
       if (!ctx.runner.planning && status().state !== 'mounted') {
         throw new PvdiskError('EDISK', `disk "${disk.name}": mount reported success but ${mnt} is not bound to ${backing}`)
       }

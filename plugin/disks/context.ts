@@ -85,6 +85,13 @@ export interface Backend {
   up(): Promise<string>
   /** unmount and close; idempotent */
   down(): Promise<string>
-  /** the mount command that shows this (open) disk at its mount point, e.g. in another namespace */
-  mountArgv(): string[]
+  /** how this (open) disk is mounted at its mount point, to repeat it in another namespace */
+  mountSpec(): MountSpec
+}
+
+export interface MountSpec {
+  source: string
+  target: string
+  fsType: string
+  options: string[]
 }

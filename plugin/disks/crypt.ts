@@ -183,7 +183,7 @@ export const cryptBackend = (ctx: DiskContext, disk: DiskEntry, crypt: CryptPath
 
   return {
     tools: () => [...scheme.tools, 'losetup', 'mount', 'umount', 'mkfs.ext4', 'fsck.ext4', 'fallocate', 'truncate'],
-    mountArgv: () => mountCmd,
+    mountSpec: () => ({ source: mapper, target: mnt, fsType: 'ext4', options: options.split(',') }),
     status,
     up: async () => {
       const s = status()
