@@ -26,6 +26,7 @@ export const diskSession = async (opts: { state: string, root: string }, plannin
   }
   return {
     ctx,
+    disks,
     messages,
     select: (names: readonly string[]) => selectDisks(disks, names),
     up: (d: DiskEntry[]) => disksUp(ctx, d),
