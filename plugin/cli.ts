@@ -10,7 +10,7 @@ import * as validate from './commands/validate.js'
 import * as app from './commands/app.js'
 import * as disk from './commands/disk.js'
 import { down, ociHookCommand, serve, up } from './commands/up.js'
-import { usage } from './commands/usage.js'
+import { gc, usage } from './commands/usage.js'
 
 type Handler<A> = (argv: A) => Promise<CommandResult>
 
@@ -60,6 +60,7 @@ export const main = async (args: string[]): Promise<void> => {
       .command(down.command, down.describe, down.builder, wrap(down.handler))
       .command(serve.command, serve.describe, serve.builder, wrap(serve.handler))
       .command(usage.command, usage.describe, usage.builder, wrap(usage.handler))
+      .command(gc.command, gc.describe, gc.builder, wrap(gc.handler))
       .command(ociHookCommand.command, ociHookCommand.describe, ociHookCommand.builder, wrap(ociHookCommand.handler))
       .strict()
       .demandCommand(1, 'name a command; see pvdisk --help')
