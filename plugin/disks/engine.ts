@@ -8,6 +8,7 @@ import { bindBackend } from './bind.js'
 import { lockDirOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 import { cryptBackend } from './crypt.js'
 import { emptyBootDir } from '../volumes.js'
+import { recordExpected } from '../expected.js'
 
 const isBindDisk = (disk: DiskEntry): boolean =>
   disk.type === 'directory' || (disk.type === 'volume-disk' && !('provision' in disk.fields))
@@ -61,6 +62,7 @@ const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Pr
       const result = await backend[op]()
       // boot volumes live until their disk is mounted again
       if (op === 'up' && result !== 'already mounted') emptyBootDir(ctx, disk)
+      recordExpected(ctx, disk.name, op === 'up')
       out.push({ name: disk.name, result })
     } finally {
       lock?.release()
