@@ -2,14 +2,15 @@
 // checks on node-cron schedules. Jobs never overlap themselves; a bad schedule is an error
 // at start, not a crash at 3 a.m.
 import cron, { type ScheduledTask } from 'node-cron'
-import { mkdirSync } from 'node:fs'
+import { lstatSync, mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { InvalidInputError } from './app-install.js'
 import { writeFileAtomic } from './atomic-write.js'
 import type { DiskEntry, DiskIndex } from './check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from './disks/context.js'
 import { backendFor, disksUp } from './disks/engine.js'
-import { runGc } from './gc.js'
+import { allNamespaceMounts, runGc } from './gc.js'
+import { mountAt } from './kernel.js'
 import { FileProblems } from './problems.js'
 import { readJsonFile } from './read-json-file.js'
 import { closest } from './suggest.js'
@@ -80,6 +81,29 @@ export interface HealthItem {
   ok: boolean
   repaired: boolean
   problem?: string
+  /** a volume mounted into a container, when the item is about one */
+  volume?: string
+}
+
+/** volumes of this disk mounted into containers (any mount namespace) whose directory is gone from the disk */
+const vanishedVolumes = (ctx: DiskContext, disk: DiskEntry): string[] => {
+  const mnt = mountPointOf(ctx, disk)
+  const host = ctx.kernel.mounts()
+  const own = mountAt(host, mnt)
+  if (!own) return []
+  const gone: string[] = []
+  for (const table of allNamespaceMounts()) {
+    for (const m of table) {
+      if (m.major !== own.major || m.minor !== own.minor || m.root === own.root) continue
+      const prefix = own.root === '/' ? '' : own.root
+      if (!m.root.startsWith(`${prefix}/`)) continue
+      const rel = m.root.slice(prefix.length).replace(/\/\/deleted$/, '') // a removed directory shows as //deleted
+      if (!/^\/(perm|boot|rev)\//.test(rel)) continue
+      const path = `${mnt}${rel}`
+      if (!lstatSync(path, { throwIfNoEntry: false })?.isDirectory() && !gone.includes(path)) gone.push(path)
+    }
+  }
+  return gone
 }
 
 /** every disk expected up is mounted from the right source (and its mapping active); drift is remounted where safe */
@@ -95,6 +119,7 @@ export const checkHealth = async (ctx: DiskContext, index: DiskIndex): Promise<H
     const s = backend.status()
     if (s.state === 'mounted') {
       out.push({ disk: name, ok: true, repaired: false })
+      for (const v of vanishedVolumes(ctx, disk)) out.push({ disk: name, volume: v, ok: false, repaired: false, problem: `${v} is mounted into a container but no longer exists on the disk` })
       continue
     }
     if (s.problems.length > 0) {
@@ -113,7 +138,7 @@ export const checkHealth = async (ctx: DiskContext, index: DiskIndex): Promise<H
 
 export const healthProm = (items: HealthItem[]): string =>
   ['# HELP pvdisk_disk_healthy Whether a disk expected up is mounted from the right source (1) or not (0).', '# TYPE pvdisk_disk_healthy gauge',
-    ...items.map(i => `pvdisk_disk_healthy{disk="${i.disk.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"} ${i.ok ? 1 : 0}`),
+    ...items.filter(i => i.volume === undefined).map(i => `pvdisk_disk_healthy{disk="${i.disk.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"} ${i.ok && !items.some(v => v.volume !== undefined && v.disk === i.disk) ? 1 : 0}`),
     '# HELP pvdisk_disk_repairs_total Remounts done by the health check since pvdisk serve started.', '# TYPE pvdisk_disk_repairs_total counter',
   ].join('\n') + '\n'
 
@@ -143,7 +168,7 @@ export const startJobs = (ctx: DiskContext, index: DiskIndex, config: CaretakerC
     const items = await checkHealth(ctx, index)
     for (const i of items) {
       if (i.repaired) repairs++
-      if (!i.ok) opts.log('error', 'health', { disk: i.disk, problem: i.problem })
+      if (!i.ok) opts.log('error', 'health', { disk: i.disk, ...(i.volume ? { volume: i.volume } : {}), problem: i.problem })
       else if (i.repaired) opts.log('warn', 'health', { disk: i.disk, repaired: i.problem })
     }
     mkdirSync(metricsDir, { recursive: true, mode: 0o755 })

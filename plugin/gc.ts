@@ -22,6 +22,8 @@ export interface GcOptions {
   /** apps present in the state */
   apps: string[]
   now?: number
+  /** called as each candidate is handled */
+  onProgress?: (done: number, total: number, path: string) => void
 }
 
 export interface GcItem {
@@ -93,12 +95,14 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
     return true
   }
 
-  for (const base of bases) {
-    const revs = dirsIn(join(base, 'rev')).filter(r => r !== opts.revision)
-      .map(r => ({ r, mtime: lstatSync(join(base, 'rev', r)).mtimeMs }))
-      .sort((a, b) => b.mtime - a.mtime)
-    for (const { r } of revs.slice(opts.keep)) consider(join(base, 'rev', r), 'revision')
-  }
+  const candidates = bases.flatMap(base => dirsIn(join(base, 'rev')).filter(r => r !== opts.revision)
+    .map(r => ({ path: join(base, 'rev', r), mtime: lstatSync(join(base, 'rev', r)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime).slice(opts.keep).map(c => c.path))
+  candidates.forEach((path, i) => {
+    opts.onProgress?.(i, candidates.length, path)
+    consider(path, 'revision')
+  })
+  opts.onProgress?.(candidates.length, candidates.length, '')
 
   if (opts.pruneOrphans) {
     let absentSince: Record<string, number> = {}

@@ -74,6 +74,21 @@ t.test('jobs driven directly: usage, gc, health', async t => {
     const healthProm = readFileSync(join(dir, 'root/metrics/pvdisk-health.prom'), 'utf8')
     t.match(healthProm, /^pvdisk_disk_healthy\{disk="data"\} 1$/m)
     t.match(healthProm, /^pvdisk_disk_repairs_total 1$/m)
+    // a container (here: a process in its own mount namespace) uses a volume that then vanishes from the disk
+    const vol = join(mnt, 'perm/web/docker--gone')
+    const inside = join(dir, 'other')
+    mkdirSync(vol, { recursive: true })
+    const holder = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `mount --bind '${vol}' '${inside}' && echo ready && sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    await new Promise(resolve => holder.stdout.once('data', resolve))
+    try {
+      spawnSync('rm', ['-rf', vol])
+      await jobs.tasks.health.execute()
+      const h = JSON.parse(readFileSync(join(dir, 'root/metrics/health.json'), 'utf8')) as { disks: { disk: string, ok: boolean, volume?: string, problem?: string }[] }
+      t.match(h.disks.find(i => i.volume !== undefined), { disk: 'data', ok: false, volume: vol, problem: /mounted into a container but no longer exists/ })
+      t.match(readFileSync(join(dir, 'root/metrics/pvdisk-health.prom'), 'utf8'), /pvdisk_disk_healthy\{disk="data"\} 0/)
+    } finally {
+      holder.kill()
+    }
     spawnSync('umount', [mnt])
     spawnSync('mount', ['--bind', join(dir, 'other'), mnt]) // something else took its place
     await jobs.tasks.health.execute()

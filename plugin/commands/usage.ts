@@ -56,10 +56,17 @@ export const gc = {
     if (errors.length > 0) throw new InvalidInputError(`${argv.state}: ${errors.length} error(s) in the state; nothing removed`, state.problems)
     const { resolve } = await import('node:path')
     const ctx = { root: resolve(argv.root), runner: new ProcessRunner(), kernel: liveKernel, log: () => undefined }
+    const { createProgress } = await import('../progress.js')
+    let progress: ReturnType<typeof createProgress> | undefined
     const items = await runGc(ctx, state.disks, {
       revision: currentRevision(argv.revision), keep: argv.keep, pruneOrphans: argv.pruneOrphans, graceDays: argv.grace, dryRun: argv.dryRun,
       apps: state.apps.map(a => a.name),
+      onProgress: (done, total, path) => {
+        progress ??= createProgress(argv.dryRun ? 'gc (dry run)' : 'gc', total)
+        progress.update(done, path)
+      },
     })
+    progress?.finish()
     const freed = items.filter(i => i.action === 'removed' || i.action === 'would remove').reduce((n, i) => n + i.bytes, 0)
     return {
       data: { items, bytes: freed },

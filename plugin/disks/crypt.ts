@@ -10,6 +10,7 @@ import type { DiskEntry } from '../check-device.js'
 import type { CryptPath } from '../crypt-path.js'
 import { PvdiskError } from '../errors.js'
 import { readExt4 } from '../ext4.js'
+import { createProgress } from '../progress.js'
 import { isMountOf, mountAt, type DmDevice, type LoopDevice } from '../kernel.js'
 import { act, fsUsage, hostPath, mountPointOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 import { schemeOf, type CryptKeyRef } from './crypt-schemes.js'
@@ -126,8 +127,11 @@ export const cryptBackend = (ctx: DiskContext, disk: DiskEntry, crypt: CryptPath
       throw fail(`${image} exists but its key ${keyFile} does not: it may hold data under a lost key`,
         ['pvdisk never creates a new key for an existing image; restore the key file, or move the image away to start afresh'])
     }
+    const progress = ctx.runner.planning ? undefined : createProgress(`first init of ${disk.name} (${crypt.sizeMiB} MiB)`, 4)
+    progress?.update(0, 'key')
     act.mkdirp(ctx, ref.dir, 0o700)
     if (!hasKey) await scheme.createKey(ctx, ref)
+    progress?.update(1, 'reserving space')
     let loop: string | undefined
     if (!existsSync(image)) {
       // <image>.new never held data: it is renamed into place only once it has a filesystem
@@ -138,8 +142,10 @@ export const cryptBackend = (ctx: DiskContext, disk: DiskEntry, crypt: CryptPath
         ctx.log(`warning: fallocate failed (${(e as Error).message}); the image will be sparse`)
         await ctx.runner.run({ argv: ['truncate', '--size', String(bytes), '--', fresh] })
       }
+      progress?.update(2, 'opening')
       loop = await open(fresh)
       try {
+        progress?.update(3, 'mkfs.ext4')
         if (!hasExt4(fresh)) await mkfs()
         plannedFs = true
         if (!ctx.runner.planning) fsyncPath(fresh)
@@ -160,6 +166,8 @@ export const cryptBackend = (ctx: DiskContext, disk: DiskEntry, crypt: CryptPath
     if (!ctx.runner.planning) fsyncPath(ref.dir)
     act.touch(ctx, marker)
     if (!ctx.runner.planning) fsyncPath(ref.dir)
+    progress?.update(4)
+    progress?.finish()
     ctx.log(`initialised ${image} (${crypt.sizeMiB} MiB)`)
     return loop
   }
