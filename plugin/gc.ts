@@ -10,7 +10,7 @@ import type { DiskIndex } from './check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from './disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from './disks/engine.js'
 import { mountHolding, parseMountinfo, type MountEntry } from './kernel.js'
-import { emptyCache, measureTree } from './usage.js'
+import { emptyCache, measureTree, subdirs } from './usage.js'
 
 export interface GcOptions {
   revision: string
@@ -31,14 +31,6 @@ export interface GcItem {
   kind: 'revision' | 'orphan'
   bytes: number
   action: 'removed' | 'would remove' | 'kept: in use' | 'kept: grace period' | 'skipped: not a directory'
-}
-
-const dirsIn = (dir: string): string[] => {
-  try {
-    return readdirSync(dir).filter(n => lstatSync(join(dir, n)).isDirectory())
-  } catch {
-    return []
-  }
 }
 
 /** the mount tables of every mount namespace on the machine, once each */
@@ -95,7 +87,7 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
     return true
   }
 
-  const candidates = bases.flatMap(base => dirsIn(join(base, 'rev')).filter(r => r !== opts.revision)
+  const candidates = bases.flatMap(base => subdirs(join(base, 'rev')).filter(r => r !== opts.revision)
     .map(r => ({ path: join(base, 'rev', r), mtime: lstatSync(join(base, 'rev', r)).mtimeMs }))
     .sort((a, b) => b.mtime - a.mtime).slice(opts.keep).map(c => c.path))
   candidates.forEach((path, i) => {
@@ -113,7 +105,7 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
     }
     const next: Record<string, number> = {}
     for (const base of bases) {
-      for (const app of dirsIn(join(base, 'perm')).filter(a => !opts.apps.includes(a))) {
+      for (const app of subdirs(join(base, 'perm')).filter(a => !opts.apps.includes(a))) {
         const path = join(base, 'perm', app)
         const since = absentSince[path] ?? now
         if (now - since < opts.graceDays * 86_400_000) {

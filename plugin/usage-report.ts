@@ -1,12 +1,12 @@
 // `pvdisk usage`: per disk and per volume, as data, as JSON, and in Prometheus text format
 // (node_exporter textfile-collector convention: a .prom file in a directory it watches).
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from './atomic-write.js'
 import type { DiskIndex } from './check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from './disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from './disks/engine.js'
-import { allocatedBytes, emptyCache, fsUsageOf, measureTree, type FsUsage, type TreeCache } from './usage.js'
+import { allocatedBytes, emptyCache, fsUsageOf, measureTree, subdirs, type FsUsage, type TreeCache } from './usage.js'
 
 export interface DiskUsage extends Partial<FsUsage> {
   disk: string
@@ -33,19 +33,11 @@ export interface UsageReport {
   volumes: VolumeUsage[]
 }
 
-const dirsIn = (dir: string): string[] => {
-  try {
-    return readdirSync(dir).filter(n => lstatSync(join(dir, n)).isDirectory()).sort()
-  } catch {
-    return []
-  }
-}
-
 /** every <base>/{perm,boot}/<app>/<vol> and <base>/rev/<rev>/<app>/<vol> that exists */
 const volumeDirs = (base: string) => [
-  ...['perm', 'boot'].flatMap(kind => dirsIn(join(base, kind)).flatMap(app => dirsIn(join(base, kind, app)).map(volume =>
+  ...['perm', 'boot'].flatMap(kind => subdirs(join(base, kind)).flatMap(app => subdirs(join(base, kind, app)).map(volume =>
     ({ persistence: kind === 'perm' ? 'permanent' as const : 'boot' as const, revision: '', app, volume, path: join(base, kind, app, volume) })))),
-  ...dirsIn(join(base, 'rev')).flatMap(revision => dirsIn(join(base, 'rev', revision)).flatMap(app => dirsIn(join(base, 'rev', revision, app)).map(volume =>
+  ...subdirs(join(base, 'rev')).flatMap(revision => subdirs(join(base, 'rev', revision)).flatMap(app => subdirs(join(base, 'rev', revision, app)).map(volume =>
     ({ persistence: 'revision' as const, revision, app, volume, path: join(base, 'rev', revision, app, volume) })))),
 ]
 

@@ -84,6 +84,15 @@ export const measureTree = (root: string, cache: TreeCache, opts: { fullEvery?: 
   return { ...total, stats }
 }
 
+/** the subdirectories of dir (links are not directories here), sorted; none if unreadable */
+export const subdirs = (dir: string): string[] => {
+  try {
+    return readdirSync(dir).filter(n => lstatSync(join(dir, n)).isDirectory()).sort()
+  } catch {
+    return []
+  }
+}
+
 export interface FsUsage {
   size: number
   used: number

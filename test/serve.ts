@@ -7,18 +7,11 @@ import { request } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { IMAGE, startDockerd } from './fixtures/dockerd.js'
-import { json, unmountUnder } from './fixtures/helpers.js'
+import { json, unmountUnder, until } from './fixtures/helpers.js'
 
 const cli = fileURLToPath(new URL('../dist/pvdisk.mjs', import.meta.url))
 t.setTimeout(300_000)
 
-const until = async (what: () => boolean, ms = 15_000): Promise<boolean> => {
-  for (const end = Date.now() + ms; Date.now() < end;) {
-    if (what()) return true
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-  return what()
-}
 
 const post = (socket: string, path: string, body: unknown = {}): Promise<{ status: number, body: Record<string, unknown> }> => new Promise((resolve, reject) => {
   const req = request({ socketPath: socket, path, method: 'POST', headers: { 'Content-Type': 'application/json' } }, res => {

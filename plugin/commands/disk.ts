@@ -1,6 +1,7 @@
 // pvdisk disk up|down|status [NAME...], and pvdisk plan
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
+import { humanBytes } from '../format.js'
 
 export const command = 'disk <action> [names..]'
 export const describe = 'disk up|down|status [NAME...]: provision, open and mount disks; unmount and close them; their state from the kernel'
@@ -10,7 +11,6 @@ export const builder = (y: Argv<GlobalOptions>) =>
     .positional('names', { type: 'string', array: true, describe: 'disk names or aliases (default: every disk pvdisk provisions)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the commands that would run, run nothing' })
 
-const human = (n: number | undefined): string => n === undefined ? '-' : n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)}G` : `${(n / 2 ** 20).toFixed(1)}M`
 
 export const handler = async (argv: GlobalOptions & { action: 'up' | 'down' | 'status', names?: string[], dryRun: boolean }): Promise<CommandResult> => {
   const { diskSession } = await import('../disks/session.js')
@@ -21,7 +21,7 @@ export const handler = async (argv: GlobalOptions & { action: 'up' | 'down' | 's
     return {
       data: statuses,
       lines: statuses.flatMap(s => [
-        `${s.name.padEnd(20)} ${s.type.padEnd(19)} ${s.state.padEnd(11)} ${s.mountPoint}  size ${human(s.size)} used ${human(s.used)} free ${human(s.free)}`,
+        `${s.name.padEnd(20)} ${s.type.padEnd(19)} ${s.state.padEnd(11)} ${s.mountPoint}  size ${humanBytes(s.size)} used ${humanBytes(s.used)} free ${humanBytes(s.free)}`,
         ...s.problems.map(p => `  problem: ${p}`),
       ]),
       exitCode: statuses.some(s => s.problems.length > 0) ? 1 : 0,

@@ -1,9 +1,8 @@
 // pvdisk usage [--write DIR]
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
+import { humanBytes } from '../format.js'
 
-const human = (n: number | undefined): string =>
-  n === undefined ? '-' : n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)}G` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)}M` : `${(n / 1024).toFixed(0)}K`
 
 export const usage = {
   command: 'usage',
@@ -28,8 +27,8 @@ export const usage = {
     return {
       data: r,
       lines: [
-        ...r.disks.map(d => `${d.disk.padEnd(20)} ${d.state.padEnd(11)} size ${human(d.size)} used ${human(d.used)} free ${human(d.free)} inodes ${d.inodes ?? '-'}${d.imageAllocated !== undefined ? ` image ${human(d.imageAllocated)}` : ''}`),
-        ...r.volumes.map(v => `  ${v.disk || '(no disk)'} ${v.persistence}${v.revision ? `@${v.revision}` : ''} ${v.app}/${v.volume}: ${human(v.bytes)} in ${v.files} files`),
+        ...r.disks.map(d => `${d.disk.padEnd(20)} ${d.state.padEnd(11)} size ${humanBytes(d.size)} used ${humanBytes(d.used)} free ${humanBytes(d.free)} inodes ${d.inodes ?? '-'}${d.imageAllocated !== undefined ? ` image ${humanBytes(d.imageAllocated)}` : ''}`),
+        ...r.volumes.map(v => `  ${v.disk || '(no disk)'} ${v.persistence}${v.revision ? `@${v.revision}` : ''} ${v.app}/${v.volume}: ${humanBytes(v.bytes)} in ${v.files} files`),
         ...written.map(f => `wrote ${f}`),
       ],
       exitCode: 0,
@@ -70,7 +69,7 @@ export const gc = {
     const freed = items.filter(i => i.action === 'removed' || i.action === 'would remove').reduce((n, i) => n + i.bytes, 0)
     return {
       data: { items, bytes: freed },
-      lines: [...items.map(i => `${i.action}: ${i.path} (${human(i.bytes)})`), `${argv.dryRun ? 'would free' : 'freed'} ${human(freed)}`],
+      lines: [...items.map(i => `${i.action}: ${i.path} (${humanBytes(i.bytes)})`), `${argv.dryRun ? 'would free' : 'freed'} ${humanBytes(freed)}`],
       exitCode: 0,
     }
   },
