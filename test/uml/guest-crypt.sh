@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs inside User-Mode Linux (test/uml/uml-run.sh): the disk engine against real
 # dm-crypt, loop devices and ext4. Prints "PASS: <name>" per scenario; exits non-zero on
-# the first failure.
+# the first failure. (With pipefail, never pipe into grep -q: grep's early exit makes the
+# producer die of SIGPIPE. Here-strings instead.)
 set -uo pipefail
 PVDISK="node $REPO/dist/pvdisk.mjs"
 export PATH=$PATH:$REPO/test/uml/fake-tools
@@ -36,11 +37,11 @@ sec_versatile() {
   [ -f $D/key_sec.init_done ] && [ ! -e $D/disk.img.new ] || fail "marker / leftover .new"
   grep -q " $M ext4 " /proc/self/mountinfo || grep -q " $M " /proc/self/mountinfo || fail "not in mountinfo"
   echo "secret-payload-$$" > $M/file; sync
-  out=$(pv disk up) && echo "$out" | grep -q "already mounted" || fail "second up not idempotent: $out"
-  pv disk status --json | grep -q '"state": "mounted"' || fail "status not mounted"
+  out=$(pv disk up) && grep -q "already mounted" <<<"$out" || fail "second up not idempotent: $out"
+  grep -q '"state": "mounted"' <<<"$(pv disk status --json)" || fail "status not mounted"
   pv disk down >/dev/null || fail "down"
   [ "$(mapped)" = 0 ] && [ "$(loops)" = 0 ] || fail "mapping or loop left after down"
-  pv disk status --json | grep -q '"state": "provisioned"' || fail "status not provisioned after down"
+  grep -q '"state": "provisioned"' <<<"$(pv disk status --json)" || fail "status not provisioned after down"
   grep -q "secret-payload" $D/disk.img && fail "plaintext visible in the image"
   pv disk up >/dev/null && grep -q "secret-payload-$$" $M/file || fail "data lost after down/up"
   pv disk down >/dev/null
@@ -51,7 +52,7 @@ sec_versatile() {
 sec_bare_open() {
   L=$(losetup -f --show $D/disk.img)
   cryptsetup open --type plain -s 256 -c aes-cbc-essiv:sha256 --key-file=$D/key_sec.txt "$L" bare || fail "bare open"
-  dumpe2fs -h /dev/mapper/bare 2>/dev/null | grep -q "Block size: *1024" || fail "block size"
+  grep -q "Block size: *1024" <<<"$(dumpe2fs -h /dev/mapper/bare 2>/dev/null)" || fail "block size"
   mkdir -p /tmp/bare; mount -o ro /dev/mapper/bare /tmp/bare && grep -q "secret-payload-$$" /tmp/bare/file || fail "pvdisk image does not open with Pantavisor's bare commands"
   umount /tmp/bare; cryptsetup close bare; losetup -d "$L"
   pass "pvdisk image opens with Pantavisor's bare commands"
@@ -62,7 +63,7 @@ sec_wrong_key() {
   cp $D/key_sec.txt /tmp/good.key; before=$(sha256sum < $D/disk.img)
   head -c 32 /dev/urandom > $D/key_sec.txt
   out=$(pv disk up 2>&1); rc=$?
-  [ $rc = 1 ] && echo "$out" | grep -q "does not decrypt" || fail "wrong key: rc=$rc $out"
+  [ $rc = 1 ] && grep -q "does not decrypt" <<<"$out" || fail "wrong key: rc=$rc $out"
   [ "$(sha256sum < $D/disk.img)" = "$before" ] || fail "wrong key changed the image"
   [ "$(mapped)" = 0 ] && [ "$(loops)" = 0 ] || fail "wrong key left a mapping or loop"
   cp /tmp/good.key $D/key_sec.txt; chmod 600 $D/key_sec.txt
@@ -73,7 +74,7 @@ sec_wrong_key() {
 sec_missing_key() {
   rm $D/key_sec.txt
   out=$(pv disk up 2>&1); rc=$?
-  [ $rc = 1 ] && echo "$out" | grep -q "is missing" && [ ! -e $D/key_sec.txt ] || fail "missing key: rc=$rc $out"
+  [ $rc = 1 ] && grep -q "is missing" <<<"$out" && [ ! -e $D/key_sec.txt ] || fail "missing key: rc=$rc $out"
   [ "$(sha256sum < $D/disk.img)" = "$before" ] || fail "missing key changed the image"
   cp /tmp/good.key $D/key_sec.txt
   pass "a missing key is an error and the image is left untouched"
@@ -152,7 +153,7 @@ sec_caam() {
   export PVDISK_CAAM_BLOB_DIR=/tmp/caam
   export PVDISK_CIPHER_OVERRIDE='capi:cbc(aes)-plain'
   pv disk up >/dev/null || fail "caam up"
-  dmsetup table --showkeys | grep -q "logon:logkey:key_sec" || fail "caam table does not use the logon key"
+  grep -q "logon:logkey:key_sec" <<<"$(dmsetup table --showkeys)" || fail "caam table does not use the logon key"
   echo caam-data > $M/c; pv disk down >/dev/null || fail "caam down"
   keyctl search @u logon logkey:key_sec >/dev/null 2>&1 && fail "caam key left in the keyring after down"
   pv disk up >/dev/null && grep -q caam-data $M/c || fail "caam data after down/up"
@@ -177,11 +178,11 @@ sec_fsck() {
   bare() { L=$(losetup -f --show $D/disk.img); cryptsetup open --type plain -s 256 -c aes-cbc-essiv:sha256 --key-file=$D/key_sec.txt "$L" bare; "$@"; cryptsetup close bare; losetup -d "$L"; }
   bare debugfs -w -R "set_bg 0 checksum 0" /dev/mapper/bare >/dev/null 2>&1
   out=$(pv disk up 2>&1) || fail "repairable corruption: $out"
-  echo "$out" | grep -q "running fsck.ext4 -y once" && grep -q survives-fsck $M/f || fail "fsck did not repair: $out"
+  grep -q "running fsck.ext4 -y once" <<<"$out" && grep -q survives-fsck $M/f || fail "fsck did not repair: $out"
   pv disk down >/dev/null
   bare debugfs -w -R "ssv feature_incompat 0x7fffffff" /dev/mapper/bare >/dev/null 2>&1
   out=$(pv disk up 2>&1); rc=$?
-  [ $rc = 1 ] && echo "$out" | grep -q "even after fsck" && echo "$out" | grep -q "fsck.ext4 exit status" || fail "unrepairable: rc=$rc $out"
+  [ $rc = 1 ] && grep -q "even after fsck" <<<"$out" && grep -q "fsck.ext4 exit status" <<<"$out" || fail "unrepairable: rc=$rc $out"
   [ "$(mapped)" = 0 ] && [ "$(loops)" = 0 ] || fail "failed mount left a mapping or loop"
   pass "a failed mount runs fsck once and retries; a hopeless one fails with fsck's output"
 }
