@@ -138,9 +138,9 @@ t.test('serve: a bad schedule fails at start; SIGTERM finishes the request in fl
     const closed = new Promise(resolve => conn.once('close', resolve))
     await new Promise(resolve => conn.once('connect', resolve))
     conn.write(`POST /VolumeDriver.Mount HTTP/1.1\r\nHost: plugin\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 5)}`)
-    await new Promise(r => setTimeout(r, 300))
+    await new Promise(r => setTimeout(r, 1000))
     p.kill('SIGTERM')
-    await new Promise(r => setTimeout(r, 300))
+    await new Promise(r => setTimeout(r, 1000))
     conn.write(body.slice(5)) // not end(): a half-closed socket gets no answer
     await closed
     t.match(answer, /^HTTP\/1\.1 200 /, 'the request in flight was answered')
