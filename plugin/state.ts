@@ -42,27 +42,31 @@ export interface LoadedState {
 
 const exists = (path: string): boolean => lstatSync(path, { throwIfNoEntry: false }) !== undefined
 
+/** checks a file already read (raw undefined when it did not parse) against its kind's schema */
+const checkedFrom = <K extends FileKind>(kind: K, file: string, problems: FileProblems, raw: Json | undefined): CheckedFile<K> => {
+  if (raw === undefined) return { file, problems }
+  const data = checkSchema(kind, raw, problems)
+  return data === undefined ? { file, raw, problems } : { file, raw, data, problems }
+}
+
 /** reads a file and checks it against its kind's schema */
 export const readChecked = async <K extends FileKind>(kind: K, file: string): Promise<CheckedFile<K>> => {
   const problems = new FileProblems(file)
-  const parsed = await readJsonFile(file, problems)
-  if (!parsed) return { file, problems }
-  const data = checkSchema(kind, parsed.value, problems)
-  return data === undefined ? { file, raw: parsed.value, problems } : { file, raw: parsed.value, data, problems }
+  return checkedFrom(kind, file, problems, (await readJsonFile(file, problems))?.value)
 }
 
-export const checkDeviceFile = async (file: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex }> => {
-  const device = await readChecked('device', file)
-  const disks = device.raw === undefined ? emptyDiskIndex() : checkDevice(device.raw, device.problems)
-  if (device.raw !== undefined) {
-    const volumes = isJsonObject(device.raw) ? device.raw.volumes : undefined
-    checkStorage(volumes, '/volumes', disks, device.problems)
-  }
+/** device.json's semantic checks, and the disks volumes may use */
+const checkDeviceChecked = (device: CheckedFile<'device'>): { device: CheckedFile<'device'>, disks: DiskIndex } => {
+  if (device.raw === undefined) return { device, disks: emptyDiskIndex() }
+  const disks = checkDevice(device.raw, device.problems)
+  checkStorage(isJsonObject(device.raw) ? device.raw.volumes : undefined, '/volumes', disks, device.problems)
   return { device, disks }
 }
 
-const specOf = (raw: Json | undefined): unknown =>
-  typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw['#spec'] : undefined
+export const checkDeviceFile = async (file: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex }> =>
+  checkDeviceChecked(await readChecked('device', file))
+
+const specOf = (raw: Json | undefined): unknown => (isJsonObject(raw) ? raw['#spec'] : undefined)
 
 /** checks one app directory against the device's disks */
 export const checkApp = async (stateDir: string, name: string, disks: DiskIndex | undefined): Promise<AppState | undefined> => {
@@ -157,28 +161,25 @@ const kindOfFile = (file: string, raw: Json | undefined): FileKind | undefined =
   const spec = specOf(raw)
   if (spec === SRC_SPEC) return 'src'
   if (spec === RUN_SPEC) return 'run'
-  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw) &&
-    ['disks', 'disks_v2', 'disks_v3', 'volumes', 'groups'].some(k => k in raw)) return 'device'
+  if (isJsonObject(raw) && ['disks', 'disks_v2', 'disks_v3', 'volumes', 'groups'].some(k => k in raw)) return 'device'
   return undefined
 }
 
-/** validates one file on its own (disk references are not resolved) */
+/** validates one file on its own (disk references are not resolved); the file is read once */
 export const validateFile = async (file: string): Promise<Problem[]> => {
   const problems = new FileProblems(file)
   const parsed = await readJsonFile(file, problems)
   if (!parsed) return problems.list
   const kind = kindOfFile(file, parsed.value)
-  if (kind === 'device') return (await checkDeviceFile(file)).device.problems.list
   if (kind === undefined) {
     problems.error('file-kind-unknown', '', 'is not recognisably a device.json, src.json or run.json',
       'name the file device.json, src.json or run.json, or give it a "#spec"')
     return problems.list
   }
-  const checked = await readChecked(kind, file)
-  if (checked.raw !== undefined) {
-    if (kind === 'src') checkSrc(checked.raw, undefined, checked.problems)
-    else checkRun(checked.raw, undefined, checked.problems)
-  }
+  if (kind === 'device') return checkDeviceChecked(checkedFrom('device', file, problems, parsed.value)).device.problems.list
+  const checked = checkedFrom(kind, file, problems, parsed.value)
+  if (kind === 'src') checkSrc(parsed.value, undefined, checked.problems)
+  else checkRun(parsed.value, undefined, checked.problems)
   return checked.problems.list
 }
 
