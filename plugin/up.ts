@@ -77,12 +77,14 @@ const specOf = (app: AppState, mounts: MountSpec[], opts: UpOptions, revision: s
 
 /** a container starts only when every disk-backed volume sits on its mounted disk */
 const verifyMounts = (ctx: DiskContext, volumes: AppVolume[], sources: Map<string, string>): void => {
+  const states = new Map<string, string | undefined>() // each disk's state read once, however many volumes it holds
   for (const v of volumes) {
     const source = sources.get(v.name)
     if (!v.disk || source === undefined) continue
-    const status = backendFor(ctx, v.disk)?.status()
+    const disk = v.disk
+    if (!states.has(disk.name)) states.set(disk.name, backendFor(ctx, disk)?.status().state)
     const mnt = mountPointOf(ctx, v.disk)
-    if (status?.state !== 'mounted') throw new PvdiskError('EDISK', `app "${v.app}": disk "${v.disk.name}" is not mounted at ${mnt}; not starting the container`)
+    if (states.get(disk.name) !== 'mounted') throw new PvdiskError('EDISK', `app "${v.app}": disk "${v.disk.name}" is not mounted at ${mnt}; not starting the container`)
     const real = realpathSync(source)
     if (!real.startsWith(`${realpathSync(mnt)}/`)) throw new PvdiskError('EDISK', `app "${v.app}": volume ${v.name} resolves to ${real}, outside disk "${v.disk.name}"`)
   }
