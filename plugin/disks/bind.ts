@@ -1,9 +1,9 @@
 // `directory` and `volume-disk` without provision: a host directory bind-mounted at the
 // disk's mount point.
 import { existsSync, lstatSync } from 'node:fs'
-import type { DiskEntry } from '../check-device.js'
+import type { DiskEntry } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
-import { isBindOf, mountAt } from '../kernel.js'
+import { isBindOf, mountAt } from '../host/kernel.js'
 import { act, fsUsage, hostPath, mountPointOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 
 /** directory: its path; volume-disk: <root>/storage/pv/volume-disk/<name>, as Pantavisor */

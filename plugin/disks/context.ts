@@ -2,10 +2,10 @@
 // (for real or recorded for a plan), where locks live, and how progress is reported.
 import { mkdirSync, renameSync, statfsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { DiskEntry } from '../check-device.js'
+import type { DiskEntry } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
-import { readDms, readLoops, readMounts, type DmDevice, type LoopDevice, type MountEntry } from '../kernel.js'
-import type { Runner } from '../run.js'
+import { readDms, readLoops, readMounts, type DmDevice, type LoopDevice, type MountEntry } from '../host/kernel.js'
+import type { Runner } from '../host/run.js'
 
 export interface Kernel {
   mounts(): MountEntry[]

@@ -4,8 +4,8 @@
 // re-keying. Key material travels only through stdin, never argv or logs.
 import { existsSync, readFileSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { findInPath } from '../run.js'
-import { randomKey, writeKeyFile } from '../key-file.js'
+import { findInPath } from '../host/run.js'
+import { randomKey, writeKeyFile } from './key-file.js'
 import { act, type DiskContext } from './context.js'
 
 export interface CryptKeyRef {

@@ -1,14 +1,14 @@
 // Disks of a device.json brought up, taken down, and reported, one lock per disk.
-import { resolveDisk, type DiskEntry, type DiskIndex } from '../check-device.js'
+import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
-import { acquireLock } from '../lock.js'
-import { requireTools } from '../run.js'
-import { didYouMean } from '../suggest.js'
+import { acquireLock } from './lock.js'
+import { requireTools } from '../host/run.js'
+import { didYouMean } from '../config/suggest.js'
 import { bindBackend } from './bind.js'
 import { lockDirOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 import { cryptBackend } from './crypt.js'
-import { emptyBootDir } from '../volumes.js'
-import { recordExpected } from '../expected.js'
+import { emptyBootDir } from '../volumes/volumes.js'
+import { recordExpected } from './expected.js'
 
 const isBindDisk = (disk: DiskEntry): boolean =>
   disk.type === 'directory' || (disk.type === 'volume-disk' && !('provision' in disk.fields))

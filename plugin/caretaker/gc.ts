@@ -1,0 +1,123 @@
+// `pvdisk gc`: revision data of revisions no longer kept, on every disk (encrypted ones
+// included) and under <root>/storage/disks; with --prune-orphans, permanent data of apps
+// absent from the state for longer than a grace period. Never follows a link out of the
+// tree it cleans, never removes what is mounted into any container (every mount namespace
+// on the machine is checked), and --dry-run lists what would go, with sizes.
+import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { writeFileAtomic } from '../host/atomic-write.js'
+import type { DiskIndex } from '../config/check-device.js'
+import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
+import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
+import { mountHolding, parseMountinfo, type MountEntry } from '../host/kernel.js'
+import { emptyCache, measureTree, subdirs } from './usage.js'
+
+export interface GcOptions {
+  revision: string
+  /** revisions kept besides the current one, newest first by modification time */
+  keep: number
+  pruneOrphans: boolean
+  graceDays: number
+  dryRun: boolean
+  /** apps present in the state */
+  apps: string[]
+  now?: number
+  /** called as each candidate is handled */
+  onProgress?: (done: number, total: number, path: string) => void
+}
+
+export interface GcItem {
+  path: string
+  kind: 'revision' | 'orphan'
+  bytes: number
+  action: 'removed' | 'would remove' | 'kept: in use' | 'kept: grace period' | 'skipped: not a directory'
+}
+
+/** the mount tables of every mount namespace on the machine, once each */
+export const allNamespaceMounts = (): MountEntry[][] => {
+  const seen = new Set<string>()
+  const tables: MountEntry[][] = []
+  for (const pid of readdirSync('/proc').filter(p => /^[0-9]+$/.test(p))) {
+    try {
+      const ns = readlinkSync(`/proc/${pid}/ns/mnt`)
+      if (seen.has(ns)) continue
+      seen.add(ns)
+      tables.push(parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8')))
+    } catch {
+      // the process went away
+    }
+  }
+  return tables
+}
+
+/** is anything under path mounted somewhere (a bind of it, or of something inside it)? */
+export const inUse = (path: string, host: MountEntry[], tables: MountEntry[][]): boolean => {
+  const holder = mountHolding(host, path)
+  if (!holder) return false
+  const rel = holder.mountPoint === '/' ? path : path.slice(holder.mountPoint.length)
+  const inFs = `${holder.root === '/' ? '' : holder.root}${rel}`
+  return tables.some(t => t.some(m => m.major === holder.major && m.minor === holder.minor && m !== holder &&
+    (m.root === inFs || m.root.startsWith(`${inFs}/`)) && !(m.mountPoint === holder.mountPoint && m.root === holder.root)))
+}
+
+export const gcStateFile = (ctx: DiskContext): string => hostPath(ctx, '/var/lib/pvdisk/gc-state.json')
+
+export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions): Promise<GcItem[]> => {
+  const now = opts.now ?? Date.now()
+  const bases: string[] = [hostPath(ctx, '/storage/disks')]
+  for (const d of [...disks.disks.values()].filter(isProvisionedByPvdisk)) {
+    if (backendFor(ctx, d)?.status().state === 'mounted') bases.push(mountPointOf(ctx, d))
+  }
+  const host = ctx.kernel.mounts()
+  const tables = allNamespaceMounts()
+  const items: GcItem[] = []
+  const consider = (path: string, kind: GcItem['kind']): boolean => {
+    const st = lstatSync(path, { throwIfNoEntry: false })
+    if (!st?.isDirectory()) {
+      items.push({ path, kind, bytes: 0, action: 'skipped: not a directory' })
+      return false
+    }
+    const bytes = measureTree(path, emptyCache()).bytes
+    if (inUse(path, host, tables)) {
+      items.push({ path, kind, bytes, action: 'kept: in use' })
+      return false
+    }
+    items.push({ path, kind, bytes, action: opts.dryRun ? 'would remove' : 'removed' })
+    if (!opts.dryRun) rmSync(path, { recursive: true, force: true }) // removes links, never what they point to
+    return true
+  }
+
+  const candidates = bases.flatMap(base => subdirs(join(base, 'rev')).filter(r => r !== opts.revision)
+    .map(r => ({ path: join(base, 'rev', r), mtime: lstatSync(join(base, 'rev', r)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime).slice(opts.keep).map(c => c.path))
+  candidates.forEach((path, i) => {
+    opts.onProgress?.(i, candidates.length, path)
+    consider(path, 'revision')
+  })
+  opts.onProgress?.(candidates.length, candidates.length, '')
+
+  if (opts.pruneOrphans) {
+    let absentSince: Record<string, number> = {}
+    try {
+      absentSince = (JSON.parse(readFileSync(gcStateFile(ctx), 'utf8')) as { absentSince: Record<string, number> }).absentSince
+    } catch {
+      // first run
+    }
+    const next: Record<string, number> = {}
+    for (const base of bases) {
+      for (const app of subdirs(join(base, 'perm')).filter(a => !opts.apps.includes(a))) {
+        const path = join(base, 'perm', app)
+        const since = absentSince[path] ?? now
+        if (now - since < opts.graceDays * 86_400_000) {
+          next[path] = since
+          items.push({ path, kind: 'orphan', bytes: measureTree(path, emptyCache()).bytes, action: 'kept: grace period' })
+        } else if (!consider(path, 'orphan') || opts.dryRun) next[path] = since
+      }
+    }
+    if (!opts.dryRun) {
+      mkdirSync(dirname(gcStateFile(ctx)), { recursive: true, mode: 0o700 })
+      await writeFileAtomic(gcStateFile(ctx), JSON.stringify({ absentSince: next }, null, 2) + '\n', 0o600)
+    }
+  }
+  return items
+}

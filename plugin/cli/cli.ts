@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// The pvdisk command line. The only place that prints results, catches errors and picks
+// the exit status: 0 success, 1 an operation failed, 2 invalid input or usage.
+import yargs, { type Argv } from 'yargs'
+import { hideBin } from 'yargs/helpers'
+import { exitStatusOf, isPvdiskError, PvdiskError } from '../errors.js'
+import { formatProblem, type Problem } from '../config/problems.js'
+import type { CommandResult, GlobalOptions } from './cli-types.js'
+import * as validate from './commands/validate.js'
+import * as app from './commands/app.js'
+import * as disk from './commands/disk.js'
+import { down, ociHookCommand, serve, up } from './commands/up.js'
+import { gc, usage } from './commands/usage.js'
+
+type Handler<A> = (argv: A) => Promise<CommandResult>
+
+const emit = (json: boolean, result: CommandResult): void => {
+  if (json) process.stdout.write(JSON.stringify(result.data, null, 2) + '\n')
+  else if (result.lines.length > 0) process.stdout.write(result.lines.join('\n') + '\n')
+  process.exitCode = result.exitCode
+}
+
+const fail = (argv: string[], e: unknown): void => {
+  const json = argv.includes('--json')
+  const debug = argv.includes('--debug')
+  if (isPvdiskError(e)) {
+    const problems = (e as PvdiskError & { problems?: Problem[] }).problems ?? []
+    if (json) {
+      process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, details: e.details, problems } }, null, 2) + '\n')
+    } else {
+      process.stderr.write([...problems.map(formatProblem), `pvdisk: ${e.message}`, ...e.details.map(d => `  ${d}`)].join('\n') + '\n')
+    }
+    if (debug) process.stderr.write(`${e.stack ?? ''}\n`)
+    process.exitCode = exitStatusOf(e.code)
+    return
+  }
+  const err = e as Error
+  process.stderr.write(`pvdisk: unexpected error: ${err?.message ?? String(e)}\n`)
+  process.stderr.write(debug ? `${err?.stack ?? ''}\n` : '  run again with --debug for details, and report it as a bug\n')
+  process.exitCode = 1
+}
+
+const wrap = <A>(handler: Handler<A>) => async (argv: A & GlobalOptions) => emit(argv.json, await handler(argv))
+
+export const main = async (args: string[]): Promise<void> => {
+  try {
+    const cli: Argv<GlobalOptions> = yargs(args)
+      .scriptName('pvdisk')
+      .usage('$0 <command> [options]\n\nPantavisor disks and persistence for any Linux host that runs containers.')
+      .option('state', { type: 'string', default: '.', describe: 'state directory holding device.json', global: true })
+      .option('root', { type: 'string', default: '/', describe: 'resolve every host path under this directory', global: true })
+      .option('json', { type: 'boolean', default: false, describe: 'machine-readable output', global: true })
+      .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors', global: true })
+    await cli
+      .command(validate.command, validate.describe, validate.builder, wrap(validate.handler))
+      .command(app.command, app.describe, app.builder, wrap(app.handler))
+      .command(disk.command, disk.describe, disk.builder, wrap(disk.handler))
+      .command(disk.plan.command, disk.plan.describe, disk.plan.builder, wrap(disk.plan.handler))
+      .command(up.command, up.describe, up.builder, wrap(up.handler))
+      .command(down.command, down.describe, down.builder, wrap(down.handler))
+      .command(serve.command, serve.describe, serve.builder, wrap(serve.handler))
+      .command(usage.command, usage.describe, usage.builder, wrap(usage.handler))
+      .command(gc.command, gc.describe, gc.builder, wrap(gc.handler))
+      .command(ociHookCommand.command, ociHookCommand.describe, ociHookCommand.builder, wrap(ociHookCommand.handler))
+      .strict()
+      .demandCommand(1, 'name a command; see pvdisk --help')
+      .recommendCommands()
+      .fail((msg, err) => {
+        throw err ?? new PvdiskError('EUSAGE', msg ?? 'invalid usage', ['see pvdisk --help'])
+      })
+      .help()
+      .version()
+      .wrap(Math.min(100, process.stdout.columns ?? 100))
+      .parseAsync()
+  } catch (e) {
+    fail(args, e)
+  }
+}
+
+await main(hideBin(process.argv))

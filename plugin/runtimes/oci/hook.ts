@@ -1,0 +1,136 @@
+// `pvdisk oci-hook`: an OCI runtime hook (runc, crun; podman and CRI-O through hooks.d).
+// At createRuntime, in the runtime namespace before pivot_root, it resolves the
+// container's volumes and bind-mounts them into its root filesystem inside its mount
+// namespace. Annotations say which app it is:
+//   io.pvdisk.state     the state directory (required)
+//   io.pvdisk.app       the app in that state (required)
+//   io.pvdisk.root      --root (default /)
+//   io.pvdisk.revision  the revision for "revision" volumes (default PVDISK_REVISION, else 0)
+// A failure exits non-zero with one line on stderr, and the runtime aborts the start.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { isAbsolute, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { InvalidInputError } from '../../config/app-install.js'
+import { hostPath, liveKernel, mountPointOf, type DiskContext, type MountSpec } from '../../disks/context.js'
+import { mountAt, parseMountinfo } from '../../host/kernel.js'
+import { backendFor, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { PvdiskError } from '../../errors.js'
+import { ProcessRunner, type Runner } from '../../host/run.js'
+import { checkApp, checkDeviceFile } from '../../config/state.js'
+import { nameError } from '../../config/path-rules.js'
+import { appVolumes, currentRevision, mkdirBelow, prepareVolume } from '../../volumes/volumes.js'
+import { writeFileAtomic } from '../../host/atomic-write.js'
+
+export interface OciState {
+  id: string
+  pid?: number
+  bundle: string
+  annotations?: Record<string, string>
+}
+
+export const parseOciState = (text: string): OciState => {
+  let s: unknown
+  try {
+    s = JSON.parse(text)
+  } catch {
+    throw new PvdiskError('EUSAGE', 'oci-hook: stdin is not the OCI state JSON', ['run pvdisk oci-hook from a runtime hook'])
+  }
+  const o = s as Partial<OciState>
+  if (typeof o?.id !== 'string' || typeof o.bundle !== 'string') throw new PvdiskError('EUSAGE', 'oci-hook: the OCI state has no id or bundle')
+  return o as OciState
+}
+
+const rootfsOf = (bundle: string): string => {
+  const config = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { root?: { path?: string } }
+  const p = config.root?.path ?? 'rootfs'
+  return isAbsolute(p) ? p : join(bundle, p)
+}
+
+export const ociHook = async (stage: string, stdin: string, runner: Runner = new ProcessRunner()): Promise<string[]> => {
+  const state = parseOciState(stdin)
+  const a = state.annotations ?? {}
+  const stateDir = a['io.pvdisk.state']
+  const appName = a['io.pvdisk.app']
+  if (stage === 'poststop') {
+    // the bind mounts lived in the container's mount namespace and went with it; disks stay up for others
+    return [`${state.id}: released`]
+  }
+  if (stage !== 'createRuntime' && stage !== 'prestart') throw new PvdiskError('EUSAGE', `oci-hook: stage ${stage} is not supported`, ['use createRuntime (or prestart) and poststop'])
+  if (!stateDir || !appName) return [`${state.id}: no io.pvdisk.state/io.pvdisk.app annotations, nothing to mount`]
+  if (typeof state.pid !== 'number') throw new PvdiskError('EUSAGE', 'oci-hook: the OCI state has no pid')
+  // device.json and this app only: a hook must not pay for every other app of the state
+  const bad = nameError(appName, 'app')
+  if (bad) throw new PvdiskError('EUSAGE', `io.pvdisk.app ${JSON.stringify(appName)}: ${bad.message}`)
+  const { device, disks: index } = await checkDeviceFile(join(stateDir, 'device.json'))
+  const app = await checkApp(stateDir, appName, index)
+  const problems = [...device.problems.list, ...(app?.src?.problems.list ?? []), ...(app?.run?.problems.list ?? [])]
+  const errors = problems.filter(p => p.severity === 'error')
+  if (errors.length > 0) throw new InvalidInputError(`${stateDir}: ${errors.length} error(s); not starting ${state.id}`, problems)
+  if (!app?.storage) throw new PvdiskError('EINVALID', `app "${appName}" is not in ${stateDir} (or has no src.json)`, ['check the io.pvdisk.app annotation'])
+  const loaded = { disks: index }
+  const ctx: DiskContext = { root: resolve(a['io.pvdisk.root'] ?? '/'), runner, kernel: liveKernel, log: () => undefined }
+  const revision = currentRevision(a['io.pvdisk.revision'])
+  const volumes = appVolumes(app, loaded.disks).filter(v => v.containerPath !== undefined)
+  const disks = [...new Map(volumes.flatMap(v => (v.disk && isProvisionedByPvdisk(v.disk) ? [[v.disk.name, v.disk] as const] : []))).values()]
+  await disksUp(ctx, disks)
+  // runc made the container's mount namespace before this hook ran: a disk mounted just now
+  // (or whose mount does not propagate) is missing there, so it is mounted there the same way.
+  // Everything goes into one fstab, applied in order by a single mount inside the namespace.
+  const theirs = parseMountinfo(readFileSync(`/proc/${state.pid}/mountinfo`, 'utf8'))
+  const entries: MountSpec[] = []
+  for (const disk of disks) {
+    const backend = backendFor(ctx, disk)
+    if (backend && !mountAt(theirs, mountPointOf(ctx, disk))) entries.push(backend.mountSpec())
+  }
+  const rootfs = rootfsOf(state.bundle)
+  const out: string[] = []
+  for (const v of volumes) {
+    const target = v.containerPath ?? ''
+    // the image's own tree: create the mount point without following its symlinks
+    mkdirBelow(rootfs, target.split('/').filter(Boolean))
+    const inside = join(rootfs, target)
+    const src = prepareVolume(ctx, v, revision)
+    entries.push(src.kind === 'dir'
+      ? { source: src.path, target: inside, fsType: 'none', options: ['bind'] }
+      : { source: 'pvdisk-boot', target: inside, fsType: 'tmpfs', options: ['mode=0755'] })
+    out.push(`${state.id}: ${target} <- ${src.kind === 'dir' ? src.path : 'tmpfs'}`)
+  }
+  if (entries.length === 0) return out
+  // transient and private: written exclusively, read at once, removed (no fsync needed)
+  const dir = hostPath(ctx, '/run/pvdisk/hooks')
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const fstab = join(dir, `${state.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.${process.pid}.fstab`)
+  writeFileSync(fstab, entries.map(fstabLine).join(''), { mode: 0o600, flag: 'wx' })
+  try {
+    await runner.run({ argv: ['nsenter', `--target=${state.pid}`, '--mount', '--', 'mount', '--all', '--fstab', fstab] })
+  } finally {
+    rmSync(fstab, { force: true })
+  }
+  return out
+}
+
+// fstab fields are separated by whitespace: escape it (and backslash) as mount(8) reads it back
+const fstabField = (s: string): string => s.replace(/[\\ \t\n]/g, c => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`)
+
+export const fstabLine = (m: MountSpec): string =>
+  `${fstabField(m.source)} ${fstabField(m.target)} ${m.fsType} ${m.options.join(',')} 0 0\n`
+
+/** the hook program, next to this module in dist/ (bundled or not) */
+export const hookProgram = (): string => fileURLToPath(new URL('./pvdisk-oci-hook.mjs', import.meta.url))
+
+/** hooks.d 1.0.0 files for podman and CRI-O: createRuntime and poststop, for annotated containers */
+export const writeHooksD = async (dir: string): Promise<string[]> => {
+  const files: string[] = []
+  for (const stage of ['createRuntime', 'poststop']) {
+    const file = join(dir, `pvdisk-${stage.toLowerCase()}.json`)
+    const body = {
+      version: '1.0.0',
+      hook: { path: process.execPath, args: [process.execPath, hookProgram(), '--stage', stage], timeout: 120 },
+      when: { annotations: { '^io\\.pvdisk\\.app$': '.+' } },
+      stages: [stage],
+    }
+    await writeFileAtomic(file, JSON.stringify(body, null, 2) + '\n', 0o644)
+    files.push(file)
+  }
+  return files
+}

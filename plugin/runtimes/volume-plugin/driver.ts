@@ -1,0 +1,194 @@
+// The Docker VolumeDriver protocol (plugins_volume.md): volumes created with
+// `docker volume create -d pvdisk -o app=APP -o persistence=TYPE[@DISK] NAME` live where
+// PRODUCT.md lays out app volumes. Mounts are counted per caller ID, so one container's
+// Unmount never affects another; the list and the counts are written atomically and
+// survive a plugin restart, and are reconciled with the kernel when the plugin starts.
+import { existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { writeFileAtomic } from '../../host/atomic-write.js'
+import { resolveDisk, type DiskIndex } from '../../config/check-device.js'
+import { hostPath, type DiskContext } from '../../disks/context.js'
+import { disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { isPvdiskError, PvdiskError } from '../../errors.js'
+import { mountAt } from '../../host/kernel.js'
+import { nameError } from '../../config/path-rules.js'
+import { parsePersistenceValue, type PersistenceType } from '../../config/persistence.js'
+import { mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
+
+export interface DriverVolume {
+  name: string
+  app: string
+  persistence: PersistenceType
+  disk?: string
+  /** caller IDs that have it mounted */
+  mountedBy: string[]
+  createdAt: string
+}
+
+interface DriverState {
+  volumes: Record<string, DriverVolume>
+}
+
+export interface DriverOptions {
+  ctx: DiskContext
+  disks: DiskIndex
+  revision: string
+  /** where the volume list and mount counts are kept */
+  stateFile: string
+}
+
+export type Reply = Record<string, unknown> & { Err?: string }
+
+const DEFAULT_APP = 'docker' // volumes created without -o app=
+
+export class VolumeDriver {
+  private readonly opts: DriverOptions
+  private state: DriverState = { volumes: {} }
+  private queue: Promise<unknown> = Promise.resolve()
+
+  constructor(opts: DriverOptions) {
+    this.opts = opts
+    if (existsSync(opts.stateFile)) this.state = JSON.parse(readFileSync(opts.stateFile, 'utf8')) as DriverState
+  }
+
+  /** after a reboot or a crash: boot tmpfs volumes that are no longer mounted have no users */
+  async reconcile(): Promise<void> {
+    const mounts = this.opts.ctx.kernel.mounts()
+    for (const v of Object.values(this.state.volumes)) {
+      if (v.mountedBy.length === 0) continue
+      const src = this.sourceOf(v)
+      const gone = src.kind === 'tmpfs' ? !mountAt(mounts, this.tmpfsDir(v)) : v.disk !== undefined && !mountAt(mounts, hostPath(this.opts.ctx, `/media/pv/dmcrypt/${v.disk}`))
+      if (gone) v.mountedBy = []
+    }
+    await this.save()
+  }
+
+  private async save(): Promise<void> {
+    mkdirSync(join(this.opts.stateFile, '..'), { recursive: true, mode: 0o700 })
+    await writeFileAtomic(this.opts.stateFile, JSON.stringify(this.state, null, 2) + '\n', 0o600)
+  }
+
+  private asAppVolume(v: DriverVolume): AppVolume {
+    const out: AppVolume = { app: v.app, name: v.name, overlay: false, persistence: v.persistence }
+    const disk = v.disk !== undefined ? resolveDisk(this.opts.disks, v.disk) : undefined
+    if (disk) out.disk = disk
+    return out
+  }
+
+  private sourceOf(v: DriverVolume) {
+    return v.persistence === 'boot' && v.disk === undefined ? { kind: 'tmpfs' as const } : { kind: 'dir' as const }
+  }
+
+  private tmpfsDir(v: DriverVolume): string {
+    return hostPath(this.opts.ctx, `/run/pvdisk/tmpfs/${v.app}/${v.name}`)
+  }
+
+  /** requests run one at a time: mount counts and disk bring-up never interleave */
+  handle(endpoint: string, body: Record<string, unknown>): Promise<Reply> {
+    const run = this.queue.then(() => this.dispatch(endpoint, body))
+    this.queue = run.catch(() => undefined)
+    return run.catch((e: unknown) => ({ Err: isPvdiskError(e) ? [e.message, ...e.details].join('; ') : `pvdisk: ${(e as Error).message}` }))
+  }
+
+  private async dispatch(endpoint: string, body: Record<string, unknown>): Promise<Reply> {
+    const name = typeof body.Name === 'string' ? body.Name : ''
+    const id = typeof body.ID === 'string' ? body.ID : ''
+    switch (endpoint) {
+      case '/Plugin.Activate': return { Implements: ['VolumeDriver'] }
+      case '/VolumeDriver.Capabilities': return { Capabilities: { Scope: 'local' } }
+      case '/VolumeDriver.Create': return this.create(name, (body.Opts ?? {}) as Record<string, unknown>)
+      case '/VolumeDriver.Remove': return this.remove(name)
+      case '/VolumeDriver.Mount': return this.mount(name, id)
+      case '/VolumeDriver.Unmount': return this.unmount(name, id)
+      case '/VolumeDriver.Path': return { Mountpoint: this.mountpoint(this.known(name)) }
+      case '/VolumeDriver.Get': {
+        const v = this.known(name)
+        return { Volume: { Name: v.name, Mountpoint: this.mountpoint(v), CreatedAt: v.createdAt, Status: { app: v.app, persistence: v.persistence, disk: v.disk ?? '', mounts: v.mountedBy.length } } }
+      }
+      case '/VolumeDriver.List': return { Volumes: Object.values(this.state.volumes).map(v => ({ Name: v.name, Mountpoint: this.mountpoint(v) })) }
+      default: return { Err: `pvdisk does not implement ${endpoint}` }
+    }
+  }
+
+  private known(name: string): DriverVolume {
+    const v = this.state.volumes[name]
+    if (!v) throw new PvdiskError('EUSAGE', `no pvdisk volume named "${name}"`, ['create it with docker volume create -d pvdisk'])
+    return v
+  }
+
+  private mountpoint(v: DriverVolume): string {
+    if (v.mountedBy.length === 0) return ''
+    if (this.sourceOf(v).kind === 'tmpfs') return this.tmpfsDir(v)
+    const src = volumeSource(this.opts.ctx, this.asAppVolume(v), this.opts.revision)
+    return src.kind === 'dir' && lstatSync(src.path, { throwIfNoEntry: false })?.isDirectory() ? src.path : ''
+  }
+
+  private async create(name: string, o: Record<string, unknown>): Promise<Reply> {
+    const bad = nameError(name, 'volume')
+    if (bad) return { Err: `volume name ${JSON.stringify(name)}: ${bad.message}` }
+    for (const k of Object.keys(o)) if (k !== 'app' && k !== 'persistence') return { Err: `unknown option "${k}": pvdisk volumes take -o app=APP and -o persistence=TYPE[@DISK]` }
+    const app = typeof o.app === 'string' ? o.app : DEFAULT_APP
+    const appBad = nameError(app, 'app')
+    if (appBad) return { Err: `-o app=${app}: ${appBad.message}` }
+    const parsed = parsePersistenceValue(typeof o.persistence === 'string' ? o.persistence : 'permanent')
+    if (!parsed.ok) return { Err: `-o persistence: ${parsed.message}; write permanent, revision or boot, optionally @DISK` }
+    if (parsed.disk !== undefined) {
+      const disk = resolveDisk(this.opts.disks, parsed.disk)
+      if (!disk) return { Err: `-o persistence: unknown disk "${parsed.disk}"; disks: ${[...this.opts.disks.disks.keys()].join(', ') || 'none'}` }
+      if (!isProvisionedByPvdisk(disk)) return { Err: `disk "${parsed.disk}" (${disk.type}) cannot hold pvdisk volumes` }
+    }
+    const existing = this.state.volumes[name]
+    const wanted = { app, persistence: parsed.persistence, disk: parsed.disk }
+    if (existing) {
+      if (existing.app === wanted.app && existing.persistence === wanted.persistence && existing.disk === wanted.disk) return {}
+      return { Err: `volume "${name}" already exists with app=${existing.app} persistence=${existing.persistence}${existing.disk ? `@${existing.disk}` : ''}` }
+    }
+    const v: DriverVolume = { name, app, persistence: parsed.persistence, mountedBy: [], createdAt: new Date().toISOString() }
+    if (parsed.disk !== undefined) v.disk = parsed.disk
+    this.state.volumes[name] = v
+    await this.save()
+    return {}
+  }
+
+  private async remove(name: string): Promise<Reply> {
+    const v = this.state.volumes[name]
+    if (!v) return {}
+    if (v.mountedBy.length > 0) return { Err: `volume "${name}" is in use by ${v.mountedBy.length} container(s); stop them first` }
+    // the data stays on its disk: pvdisk never deletes volume data on `docker volume rm`
+    delete this.state.volumes[name]
+    await this.save()
+    return {}
+  }
+
+  private async mount(name: string, id: string): Promise<Reply> {
+    const v = this.known(name)
+    const av = this.asAppVolume(v)
+    if (av.disk) await disksUp(this.opts.ctx, [av.disk]) // idempotent: "already mounted" most of the time
+    let mountpoint: string
+    if (this.sourceOf(v).kind === 'tmpfs') {
+      mountpoint = this.tmpfsDir(v)
+      if (!mountAt(this.opts.ctx.kernel.mounts(), mountpoint)) {
+        const base = hostPath(this.opts.ctx, '/run/pvdisk/tmpfs')
+        mkdirSync(base, { recursive: true, mode: 0o755 })
+        mkdirBelow(base, [v.app, v.name])
+        await this.opts.ctx.runner.run({ argv: ['mount', '-t', 'tmpfs', '-o', 'mode=0755', '--', 'pvdisk-boot', mountpoint] })
+      }
+    } else {
+      const src = prepareVolume(this.opts.ctx, av, this.opts.revision)
+      mountpoint = src.kind === 'dir' ? src.path : ''
+    }
+    if (!v.mountedBy.includes(id)) v.mountedBy.push(id)
+    await this.save()
+    return { Mountpoint: mountpoint }
+  }
+
+  private async unmount(name: string, id: string): Promise<Reply> {
+    const v = this.known(name)
+    v.mountedBy = v.mountedBy.filter(x => x !== id)
+    if (v.mountedBy.length === 0 && this.sourceOf(v).kind === 'tmpfs' && mountAt(this.opts.ctx.kernel.mounts(), this.tmpfsDir(v))) {
+      await this.opts.ctx.runner.run({ argv: ['umount', '--', this.tmpfsDir(v)] })
+    }
+    await this.save()
+    return {}
+  }
+}

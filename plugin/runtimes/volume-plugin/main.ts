@@ -1,0 +1,62 @@
+// The long-running side of `pvdisk serve`: the volume driver on its socket, the scheduled
+// jobs, and a clean stop (SIGTERM/SIGINT: stop the jobs, finish requests in flight, exit 0).
+import { join, resolve } from 'node:path'
+import { InvalidInputError } from '../../config/app-install.js'
+import { loadConfig, startJobs, type Log } from '../../caretaker/schedules.js'
+import { hostPath, liveKernel, type DiskContext } from '../../disks/context.js'
+import { ProcessRunner } from '../../host/run.js'
+import { startServer } from './server.js'
+import { checkDeviceFile, loadState } from '../../config/state.js'
+import { VolumeDriver } from './driver.js'
+import { currentRevision } from '../../volumes/volumes.js'
+
+export interface PluginOptions {
+  state: string
+  root: string
+  socket: string
+  revision?: string
+  config?: string
+  usageCron?: string
+  gcCron?: string
+  healthCron?: string
+  metricsDir?: string
+  logFormat: 'text' | 'json'
+}
+
+export const makeLog = (format: 'text' | 'json'): Log => (level, event, fields = {}) => {
+  const line = format === 'json'
+    ? JSON.stringify({ time: new Date().toISOString(), level, event, ...fields })
+    : `pvdisk: ${level} ${event}${Object.entries(fields).map(([k, v]) => ` ${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`).join('')}`
+  process.stderr.write(`${line}\n`)
+}
+
+export const runPlugin = async (opts: PluginOptions): Promise<void> => {
+  const log = makeLog(opts.logFormat)
+  // everything is validated before anything starts: a bad schedule fails now, not at 3 a.m.
+  const config = await loadConfig(opts.config, {
+    ...(opts.usageCron !== undefined ? { usage: opts.usageCron } : {}), ...(opts.gcCron !== undefined ? { gc: opts.gcCron } : {}),
+    ...(opts.healthCron !== undefined ? { health: opts.healthCron } : {}), ...(opts.metricsDir !== undefined ? { metricsDir: opts.metricsDir } : {}),
+  })
+  const { device, disks } = await checkDeviceFile(join(opts.state, 'device.json'))
+  const errors = device.problems.list.filter(p => p.severity === 'error')
+  if (errors.length > 0) throw new InvalidInputError(`${device.file}: ${errors.length} error(s); not serving`, device.problems.list)
+  const revision = currentRevision(opts.revision)
+  const ctx: DiskContext = { root: resolve(opts.root), runner: new ProcessRunner(), kernel: liveKernel, log: m => log('info', 'disk', { message: m }) }
+  const driver = new VolumeDriver({ ctx, disks, revision, stateFile: hostPath(ctx, '/var/lib/pvdisk/volume-driver.json') })
+  await driver.reconcile()
+  const server = await startServer(opts.socket, driver)
+  const apps = async () => (await loadState(opts.state)).apps.map(a => a.name)
+  let appNames = await apps()
+  const jobs = startJobs(ctx, disks, config, { revision, apps: () => appNames, log })
+  log('info', 'started', { socket: opts.socket, usage: config.schedules.usage, gc: config.schedules.gc, health: config.schedules.health })
+  await new Promise<void>(done => {
+    const stop = (signal: string) => {
+      log('info', 'stopping', { signal })
+      void jobs.stop().then(() => server.stop()).then(done) // requests in flight are answered first
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.on('SIGHUP', () => void apps().then(a => { appNames = a }))
+  })
+  log('info', 'stopped')
+}

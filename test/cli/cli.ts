@@ -1,0 +1,94 @@
+// The CLI as a user runs it: a process, its output and its exit status.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { readFileSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { json } from '../fixtures/helpers.js'
+
+const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const run = (args: string[], cwd?: string) => {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+const state = {
+  'device.json': json({ groups: [{ name: 'app' }], disks: [{ name: 'secure-disk', type: 'dm-crypt-versatile', path: '/s/v.img,2,k' }] }),
+  web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@secure-disk' } }) },
+}
+
+t.test('validate: a good state exits 0', async t => {
+  const dir = t.testdir(state)
+  const r = run(['validate', '--state', dir])
+  t.equal(r.status, 0)
+  t.match(r.stdout, /^valid: 0 errors, 0 warnings/m)
+  const cwd = run(['validate'], dir)
+  t.equal(cwd.status, 0, 'the state defaults to the current directory')
+})
+
+t.test('validate: problems with file:line:col, exit 2, --json', async t => {
+  const dir = t.testdir({ ...state, web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@secure-dsk' } }) } })
+  const r = run(['validate', dir])
+  t.equal(r.status, 2)
+  t.match(r.stdout, /web\/src\.json:4:3: error \[persistence-disk-unknown\] at \/persistence\/~1data: unknown disk "secure-dsk" Hint: did you mean "secure-disk"\?/)
+  t.match(r.stdout, /^invalid: 1 error, 0 warnings/m)
+  const j = run(['validate', dir, '--json'])
+  t.equal(j.status, 2)
+  const data = JSON.parse(j.stdout)
+  t.match(data, { ok: false, errors: 1, warnings: 0, problems: [{ severity: 'error', code: 'persistence-disk-unknown', pointer: '/persistence/~1data', line: 4, column: 3 }] })
+})
+
+t.test('validate: single files, and files that are not JSON at all', async t => {
+  const dir = t.testdir({ 'device.json': '{"groups": [], "disks": [{"name": "x", "type": "directory", "path": "/d"}]}', 'notes.txt': 'hello', 'bin.json': Buffer.from([0xff, 0xfe, 0x00]) })
+  t.equal(run(['validate', join(dir, 'device.json')]).status, 0)
+  const bad = run(['validate', join(dir, 'notes.txt'), join(dir, 'bin.json'), join(dir, 'missing.json')])
+  t.equal(bad.status, 2)
+  t.match(bad.stdout, /notes\.txt:1:1: error \[json-syntax\]/)
+  t.match(bad.stdout, /bin\.json:1:1: error \[file-not-utf8\]/)
+  t.match(bad.stdout, /missing\.json: error \[file-unreadable\]: file not found/)
+  t.notMatch(bad.stdout + bad.stderr, /at .*\.js:\d+/, 'no stack trace')
+  const kind = run(['validate', join(t.testdir({ 'x.json': '{"a": 1}' }), 'x.json')])
+  t.match(kind.stdout, /file-kind-unknown/)
+  const empty = run(['validate', t.testdir({})])
+  t.equal(empty.status, 2)
+  t.match(empty.stdout, /state-empty/)
+})
+
+t.test('app install: writes, then up to date; invalid input exits 2 and writes nothing', async t => {
+  const dir = t.testdir(state)
+  const r = run(['app', 'install', 'web', '--state', dir])
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, /run\.json updated \(2 volumes\)\n {2}docker--data: permanent@secure-disk\n {2}lxc-overlay: boot/)
+  const text = readFileSync(join(dir, 'web', 'run.json'), 'utf8')
+  const again = run(['app', 'install', 'web', '--state', dir])
+  t.match(again.stdout, /is up to date/)
+  t.equal(readFileSync(join(dir, 'web', 'run.json'), 'utf8'), text)
+  const j = JSON.parse(run(['app', 'install', 'web', '--state', dir, '--json']).stdout)
+  t.match(j, { app: 'web', changed: false, storage: { 'docker--data': { persistence: 'permanent', disk: 'secure-disk' } } })
+  const dry = run(['app', 'install', 'web', '--state', dir, '--dry-run'])
+  t.equal(dry.status, 0)
+  t.match(dry.stdout, /is up to date/)
+  // (t.testdir replaces the previous fixture of this test)
+
+  const bad = t.testdir({ ...state, web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'forever' } }) } })
+  const b = run(['app', 'install', 'web', '--state', bad])
+  t.equal(b.status, 2)
+  t.match(b.stderr, /src\.json:4:3: error \[persistence-type-unknown\]/)
+  t.match(b.stderr, /pvdisk: app install web: nothing written, 1 error in the input/)
+  t.equal(existsSync(join(bad, 'web', 'run.json')), false)
+  const bj = JSON.parse(run(['app', 'install', 'web', '--state', bad, '--json']).stdout)
+  t.match(bj, { ok: false, error: { code: 'EINVALID', problems: [{ code: 'persistence-type-unknown' }] } })
+  const hostile = run(['app', 'install', '../etc', '--state', bad])
+  t.equal(hostile.status, 2)
+  t.match(hostile.stderr, /^pvdisk: app "\.\.\/etc": .* cannot be used as a app name/m)
+})
+
+t.test('usage errors exit 2 with one line', async t => {
+  for (const args of [[], ['frobnicate'], ['validate', '--bogus'], ['app', 'remove', 'x'], ['app']]) {
+    const r = run(args)
+    t.equal(r.status, 2, args.join(' '))
+    t.match(r.stderr, /^pvdisk: /, args.join(' '))
+  }
+  t.equal(run(['--help']).status, 0)
+  t.equal(run(['--version']).status, 0)
+})

@@ -1,0 +1,161 @@
+// Exact command sequences of every disk type and mode, recorded rather than run (the only
+// way to cover CAAM and DCP here); the same code runs for real in test/disks-uml.ts.
+import t from 'tap'
+import { mkdirSync, writeFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { checkDevice } from '../../plugin/config/check-device.js'
+import { disksDown, disksUp, selectDisks } from '../../plugin/disks/engine.js'
+import type { DiskContext, Kernel } from '../../plugin/disks/context.js'
+import { dmNameOf } from '../../plugin/disks/crypt.js'
+import { RecordingRunner } from '../../plugin/host/run.js'
+import { json, sink } from '../fixtures/helpers.js'
+
+const noKernel: Kernel = { mounts: () => [], loops: () => [], dms: () => [] }
+
+const setup = (root: string, disks: unknown[], kernel = noKernel) => {
+  const { parsed, problems } = sink(json({ groups: [], disks }))
+  const index = checkDevice(parsed.value, problems)
+  const runner = new RecordingRunner({ planning: true })
+  const ctx: DiskContext = { root, runner, kernel, log: () => undefined }
+  return { ctx, runner, disks: selectDisks(index, []) }
+}
+
+const crypt = (type: string, mode?: string, v2 = false) => ({
+  name: 'sec', type, ...(mode ? { mode } : {}), path: `${v2 ? '-v2 ' : ''}/storage/c/disk.img,8,key`,
+})
+
+t.test('versatile: first init, then open and mount', async t => {
+  const root = t.testdir({})
+  const { ctx, runner, disks } = setup(root, [crypt('dm-crypt-versatile')])
+  await disksUp(ctx, disks)
+  const d = `${root}/storage/c`
+  const dm = dmNameOf(disks[0]!, `${d}/disk.img`)
+  const open = ['cryptsetup', 'open', '--type', 'plain', '-s', '256', '-c', 'aes-cbc-essiv:sha256', `--key-file=${d}/key.txt`, '--', '$LOOP', dm]
+  t.same(runner.lines, [
+    `# mkdir -p ${d}`,
+    `# write 32 random bytes to ${d}/key.txt (mode 0600)`,
+    `fallocate --length 8388608 -- ${d}/disk.img.new`,
+    `losetup --find --show -- ${d}/disk.img.new`,
+    open.join(' '),
+    `mkfs.ext4 -q -b 1024 -E lazy_itable_init=1,lazy_journal_init=1 -- /dev/mapper/${dm}`,
+    `# rename ${d}/disk.img.new to ${d}/disk.img`,
+    `# create ${d}/key.init_done`,
+    `# mkdir -p ${root}/media/pv/dmcrypt/sec`,
+    `mount -t ext4 -o noatime -- /dev/mapper/${dm} ${root}/media/pv/dmcrypt/sec`,
+    `# empty ${root}/media/pv/dmcrypt/sec/boot`,
+  ])
+  t.same(readdirSync(root), [], 'a plan creates nothing')
+  t.match(dm, /^pvdisk-sec-[0-9a-f]{8}$/)
+})
+
+t.test('an initialised disk is only opened and mounted, with its mount options', async t => {
+  const root = t.testdir({ storage: { c: { 'disk.img': Buffer.alloc(8 * 1024 * 1024), 'key.txt': Buffer.alloc(32), 'key.init_done': '' } } })
+  const { ctx, runner, disks } = setup(root, [{ ...crypt('dm-crypt-versatile'), mount_options: 'nodev,nosuid', options: 'sync' }])
+  await disksUp(ctx, disks)
+  const dm = dmNameOf(disks[0]!, `${root}/storage/c/disk.img`)
+  t.same(runner.argvs.map(a => a[0]), ['losetup', 'cryptsetup', 'mount'])
+  t.same(runner.argvs[2], ['mount', '-t', 'ext4', '-o', 'noatime,sync,nodev,nosuid', '--', `/dev/mapper/${dm}`, `${root}/media/pv/dmcrypt/sec`])
+})
+
+t.test('caam nxp: caam-keygen blob, logon key, tagged-key dm table', async t => {
+  const root = t.testdir({ storage: { c: { 'disk.img': Buffer.alloc(8 * 1024 * 1024), 'key.bb': 'blob', 'key.init_done': '' } } })
+  const { ctx, runner, disks } = setup(root, [crypt('dm-crypt-caam', 'nxp', true)])
+  await disksUp(ctx, disks)
+  const dm = dmNameOf(disks[0]!, `${root}/storage/c/disk.img`)
+  t.same(runner.commands.filter(c => !c.note).map(c => [...c.argv, ...(c.input ? [`<${c.input}>`] : [])]), [
+    ['losetup', '--find', '--show', '--', `${root}/storage/c/disk.img`],
+    ['caam-keygen', 'import', 'key.bb', 'key.import'],
+    ['keyctl', 'padd', 'logon', 'logkey:key', '@u', '<<secret>>'],
+    ['dmsetup', 'create', dm, '--table', '0 16384 crypt capi:tk(cbc(aes))-plain :36:logon:logkey:key 0 $LOOP 0 1 sector_size:512'],
+    ['mount', '-t', 'ext4', '-o', 'noatime', '--', `/dev/mapper/${dm}`, `${root}/media/pv/dmcrypt/sec`],
+  ])
+})
+
+t.test('caam nxp first init creates the key with caam-keygen', async t => {
+  const root = t.testdir({})
+  const { ctx, runner, disks } = setup(root, [crypt('dm-crypt-caam', 'nxp', true)])
+  await disksUp(ctx, disks)
+  t.same(runner.argvs[0], ['caam-keygen', 'create', 'key', 'ecb', '-s', '16'])
+  t.match(runner.lines[3], /^# copy \/data\/caam\/key\.bb to .*\/storage\/c\/key\.bb \(mode 0600\)$/)
+})
+
+for (const [mode, cipher] of [['caam', 'capi:cbc(aes)-plain64'], ['dcp', 'capi:cbc(aes)-essiv:sha256']] as const) {
+  t.test(`${mode} mainline: a trusted key sealed by the hardware`, async t => {
+    const root = t.testdir({})
+    const { ctx, runner, disks } = setup(root, [crypt(`dm-crypt-${mode}`, 'mainline', mode === 'caam')])
+    await disksUp(ctx, disks)
+    const dm = dmNameOf(disks[0]!, `${root}/storage/c/disk.img`)
+    t.same(runner.argvs.slice(0, 3), [
+      ['keyctl', 'add', 'trusted', 'logkey:key', 'new 32', '@u'],
+      ['keyctl', 'pipe', '$KEY_ID'],
+      ['keyctl', 'unlink', '$KEY_ID', '@u'],
+    ])
+    t.ok(runner.lines.includes(`# write the sealed blob to ${root}/storage/c/key.bb (mode 0600)`))
+    t.ok(runner.commands.some(c => c.argv.join(' ') === 'keyctl padd trusted logkey:key @u' && c.input === '<secret>'), 'the blob goes in on stdin')
+    t.ok(runner.argvs.some(a => a.join(' ') === `dmsetup create ${dm} --table 0 16384 crypt ${cipher} :32:trusted:logkey:key 0 $LOOP 0 1 sector_size:512`))
+  })
+}
+
+t.test('dcp nxp: grey blob made and read by the DCP tool, key on stdin', async t => {
+  const root = t.testdir({})
+  const { ctx, runner, disks } = setup(root, [crypt('dm-crypt-dcp', 'nxp')])
+  await disksUp(ctx, disks)
+  const c = runner.commands.filter(x => !x.note)
+  t.same(c[0], { argv: ['x--pv-dcp-tool', 'encrypt', `${root}/storage/c/key.new`], input: '<secret>' })
+  t.ok(runner.lines.includes(`# rename ${root}/storage/c/key.new to ${root}/storage/c/key`))
+  t.ok(c.some(x => x.argv.join(' ') === `x--pv-dcp-tool decrypt ${root}/storage/c/key`))
+  t.ok(c.some(x => x.argv.includes('--key-file=-') && x.argv.includes('capi:cbc(aes)-essiv:sha256') && x.input === '<secret>'))
+})
+
+t.test('down: unmount, close, detach, drop the key', async t => {
+  const root = t.testdir({ storage: { c: { 'disk.img': Buffer.alloc(1024), 'key.bb': 'x', 'key.init_done': '' } } })
+  const probe = setup(root, [crypt('dm-crypt-caam', 'mainline', true)])
+  const dm = dmNameOf(probe.disks[0]!, `${root}/storage/c/disk.img`)
+  const mnt = `${root}/media/pv/dmcrypt/sec`
+  const kernel: Kernel = {
+    mounts: () => [{ id: 1, parent: 0, major: 254, minor: 3, root: '/', mountPoint: mnt, options: 'rw', fsType: 'ext4', source: `/dev/mapper/${dm}` }],
+    loops: () => [{ name: 'loop4', node: '/dev/loop4', backingFile: `${root}/storage/c/disk.img`, major: 7, minor: 4 }],
+    dms: () => [{ name: dm, node: `/dev/mapper/${dm}`, major: 254, minor: 3, slaves: ['loop4'] }],
+  }
+  const { ctx, runner, disks } = setup(root, [crypt('dm-crypt-caam', 'mainline', true)], kernel)
+  await disksDown(ctx, disks)
+  t.same(runner.argvs, [
+    ['umount', '--', mnt],
+    ['dmsetup', 'remove', '--', dm],
+    ['keyctl', 'search', '@u', 'trusted', 'logkey:key'],
+    ['keyctl', 'unlink', '$KEY_ID', '@u'],
+    ['losetup', '--detach', '/dev/loop4'],
+  ])
+})
+
+t.test('dm names never collide, whatever the images are called', async t => {
+  const root = t.testdir({})
+  const { disks } = setup(root, [
+    { name: 'a', type: 'dm-crypt-versatile', path: '/x/versatile.img,8,k1' },
+    { name: 'b', type: 'dm-crypt-versatile', path: '/y/versatile.img,8,k2' },
+  ])
+  t.not(dmNameOf(disks[0]!, '/x/versatile.img'), dmNameOf(disks[1]!, '/y/versatile.img'))
+})
+
+t.test('bind disks: mkdir and bind mount at the media path', async t => {
+  const root = t.testdir({})
+  const { ctx, runner, disks } = setup(root, [{ name: 'data', type: 'volume-disk' }, { name: 'old', type: 'directory', path: '/storage/disks/' }])
+  await disksUp(ctx, disks)
+  t.same(runner.argvs, [
+    ['mount', '--bind', '--', `${root}/storage/pv/volume-disk/data`, `${root}/media/pv/dmcrypt/data`],
+    ['mount', '--bind', '--', `${root}/storage/disks`, `${root}/media/pv/dmcrypt/old`],
+  ])
+})
+
+t.test('an initialised image whose key is gone is refused before any command', async t => {
+  const root = t.testdir({ storage: { c: { 'disk.img': Buffer.alloc(1024), 'key.init_done': '' } } })
+  const { ctx, runner, disks } = setup(root, [crypt('dm-crypt-versatile')])
+  await t.rejects(disksUp(ctx, disks), { code: 'EDISK', message: /key .* is missing/ })
+  t.same(runner.argvs, [])
+  const noMarker = t.testdir({ storage: { c: { 'disk.img': Buffer.alloc(1024) } } })
+  const s2 = setup(noMarker, [crypt('dm-crypt-versatile')])
+  await t.rejects(disksUp(s2.ctx, s2.disks), { code: 'EDISK', message: /may hold data under a lost key/ })
+  const noImage = t.testdir({ storage: { c: { 'key.txt': 'k', 'key.init_done': '' } } })
+  const s3 = setup(noImage, [crypt('dm-crypt-versatile')])
+  await t.rejects(disksUp(s3.ctx, s3.disks), { code: 'EDISK', message: /image.* is missing|is missing/ })
+})

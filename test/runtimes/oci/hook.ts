@@ -1,0 +1,118 @@
+// The OCI hook driven by runc itself, on a bundle whose config.json carries it.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { findInPath } from '../../../plugin/host/run.js'
+import { makeBusyboxRootfs, busyboxPath } from '../../fixtures/busybox.js'
+import { json, unmountUnder } from '../../fixtures/helpers.js'
+import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
+
+const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
+const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-oci-hook.mjs', import.meta.url))
+t.setTimeout(120_000)
+
+const state = {
+  'device.json': json({ groups: [], disks: [{ name: 'data-disk', type: 'volume-disk' }] }),
+  web: { 'src.json': json({ '#spec': 'service-manifest-src@1', docker_name: 'local/busybox', persistence: { '/data': 'permanent@data-disk', '/scratch': 'boot', '/var/cache': 'revision' } }) },
+}
+
+const bundle = (dir: string, annotations: Record<string, string>, cmd: string): string => {
+  const b = join(dir, `bundle-${Object.keys(annotations).length}-${Math.random().toString(16).slice(2, 8)}`)
+  makeBusyboxRootfs(join(b, 'rootfs'))
+  spawnSync('runc', ['spec', '--bundle', b])
+  const config = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'))
+  config.process.terminal = false
+  config.process.args = ['sh', '-c', cmd]
+  config.root.readonly = false
+  config.annotations = annotations
+  const hook = (stage: string) => ({ path: process.execPath, args: [process.execPath, hookProgram, '--stage', stage], timeout: 60 })
+  config.hooks = { createRuntime: [hook('createRuntime')], poststop: [hook('poststop')] }
+  writeFileSync(join(b, 'config.json'), JSON.stringify(config, null, 2))
+  return b
+}
+
+t.test('runc runs the hook and the container sees its volumes', async t => {
+  if (!requirePrereq(t, findInPath('runc') !== undefined, 'runc is not installed (it comes with docker.io)')) return
+  if (!requirePrereq(t, isRoot(), 'runc needs root')) return
+  if (!requirePrereq(t, busyboxPath() !== undefined, 'busybox-static is not installed')) return
+  const dir = t.testdir({ state, root: {}, runc: {} })
+  try {
+    const annotations = { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': join(dir, 'root'), 'io.pvdisk.revision': '4' }
+    const b = bundle(dir, annotations, 'echo from-runc >> /data/f; grep -E " /(data|scratch|var/cache) " /proc/mounts > /data/mounts; echo c > /var/cache/c')
+    const r = spawnSync('runc', ['--root', join(dir, 'runc'), 'run', '--bundle', b, `pvdisk-test-${process.pid}`], { encoding: 'utf8', timeout: 60_000 })
+    t.equal(r.status, 0, r.stderr)
+    const vol = join(dir, 'root/media/pv/dmcrypt/data-disk/perm/web/docker--data')
+    t.equal(readFileSync(join(vol, 'f'), 'utf8'), 'from-runc\n', 'the container wrote into its permanent volume on its disk')
+    const mounts = readFileSync(join(vol, 'mounts'), 'utf8')
+    t.match(mounts, / \/data ext4 /)
+    t.match(mounts, /^pvdisk-boot \/scratch tmpfs /m, 'boot without a disk is a fresh tmpfs')
+    t.ok(existsSync(join(dir, 'root/storage/disks/rev/4/web/docker--var-cache/c')), 'revision volumes follow io.pvdisk.revision')
+    t.ok(existsSync(join(b, 'rootfs/data')), 'the mount point was created in the rootfs')
+  } finally {
+    unmountUnder(dir)
+  }
+})
+
+t.test('a hook failure aborts the start with a clear message', async t => {
+  if (!requirePrereq(t, findInPath('runc') !== undefined, 'runc is not installed')) return
+  if (!requirePrereq(t, isRoot(), 'runc needs root')) return
+  const dir = t.testdir({ state, root: {}, runc: {} })
+  try {
+    const b = bundle(dir, { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'nope', 'io.pvdisk.root': join(dir, 'root') }, 'echo ran > /ran')
+    const r = spawnSync('runc', ['--root', join(dir, 'runc'), 'run', '--bundle', b, `pvdisk-fail-${process.pid}`], { encoding: 'utf8', timeout: 60_000 })
+    t.not(r.status, 0)
+    t.match(r.stderr, /app \\?"nope\\?" is not in/)
+    t.equal(existsSync(join(b, 'rootfs/ran')), false, 'the container never ran')
+  } finally {
+    unmountUnder(dir)
+  }
+})
+
+t.test('a symlink in the image never redirects a mount', async t => {
+  if (!requirePrereq(t, findInPath('runc') !== undefined, 'runc is not installed')) return
+  if (!requirePrereq(t, isRoot(), 'runc needs root')) return
+  const dir = t.testdir({ state, root: {}, runc: {} })
+  try {
+    const b = bundle(dir, { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': join(dir, 'root') }, 'true')
+    spawnSync('ln', ['-s', '/etc', join(b, 'rootfs/data')])
+    const r = spawnSync('runc', ['--root', join(dir, 'runc'), 'run', '--bundle', b, `pvdisk-link-${process.pid}`], { encoding: 'utf8', timeout: 60_000 })
+    t.not(r.status, 0)
+    t.match(r.stderr, /symbolic link; refusing to follow it/)
+  } finally {
+    unmountUnder(dir)
+  }
+})
+
+t.test('hooks.d files for podman and CRI-O', async t => {
+  const dir = t.testdir({})
+  const r = spawnSync(process.execPath, [cli, 'oci-hook', '--hooks-d', dir], { encoding: 'utf8' })
+  t.equal(r.status, 0, r.stderr)
+  const create = JSON.parse(readFileSync(join(dir, 'pvdisk-createruntime.json'), 'utf8'))
+  t.same(create, {
+    version: '1.0.0',
+    hook: { path: process.execPath, args: [process.execPath, hookProgram, '--stage', 'createRuntime'], timeout: 120 },
+    when: { annotations: { '^io\\.pvdisk\\.app$': '.+' } },
+    stages: ['createRuntime'],
+  })
+  t.match(JSON.parse(readFileSync(join(dir, 'pvdisk-poststop.json'), 'utf8')), { stages: ['poststop'] })
+})
+
+t.test('bad input on stdin', async t => {
+  const r = spawnSync(process.execPath, [cli, 'oci-hook'], { input: 'not json', encoding: 'utf8' })
+  t.equal(r.status, 2)
+  t.match(r.stderr, /^pvdisk: oci-hook: stdin is not the OCI state JSON/m)
+  const none = spawnSync(process.execPath, [cli, 'oci-hook'], { input: JSON.stringify({ id: 'x', bundle: '/nonexistent' }), encoding: 'utf8' })
+  t.equal(none.status, 0)
+  t.match(none.stdout, /nothing to mount/)
+  const direct = spawnSync(process.execPath, [hookProgram, '--stage', 'bogus'], { input: JSON.stringify({ id: 'x', bundle: '/b' }), encoding: 'utf8' })
+  t.equal(direct.status, 2)
+  t.match(direct.stderr, /^pvdisk: oci-hook: stage bogus is not supported/m)
+  t.equal(spawnSync(process.execPath, [hookProgram], { input: '{', encoding: 'utf8' }).status, 2)
+})
+
+t.test('fstab lines escape what mount(8) would split on', async t => {
+  const { fstabLine } = await import('../../../plugin/runtimes/oci/hook.js')
+  t.equal(fstabLine({ source: '/a b/c\\d', target: '/t\tx', fsType: 'none', options: ['bind'] }), '/a\\040b/c\\134d /t\\011x none bind 0 0\n')
+})
