@@ -68,7 +68,7 @@ echo "disk up of an initialised disk: 1 GiB median \${m1} s, 8 GiB median \${m8}
 echo "RATIO_UP \$(echo "scale=3; \$m8 / \$m1" | bc)"
 du -sh --apparent-size \$S/g8/root/img/disk.img; du -sh \$S/g8/root/img/disk.img
 GUEST
-out=$(MEM=${MEM:-512M} TIMEOUT=3000 WORK=/tmp/pvdisk-bench-uml test/uml/uml-run.sh "$SHARE/bench-guest.sh" "$SHARE" 2>&1) || { echo "$out"; exit 1; }
+out=$(MEM=${MEM:-512M} TIMEOUT=3000 WORK=/tmp/pvdisk-bench-uml test/fixtures/uml/uml-run.sh "$SHARE/bench-guest.sh" "$SHARE" 2>&1) || { echo "$out"; exit 1; }
 echo "$out" | grep -v '^RATIO'
 init=$(echo "$out" | sed -n 's/^RATIO_INIT //p'); init8=$(echo "$out" | sed -n 's/^RATIO_INIT8 //p'); up=$(echo "$out" | sed -n 's/^RATIO_UP //p')
 echo "first init: pvdisk ${init}x faster than Pantavisor's sequence at 1 GiB, ${init8}x at 8 GiB (target >= 10x)"

@@ -2,7 +2,8 @@
 // layer over these.
 export { loadState, validateFile, validatePaths, checkApp, checkDeviceFile } from './config/state.js'
 export type { AppState, CheckedFile, LoadedState } from './config/state.js'
-export { installApp, InvalidInputError, type InstallResult } from './config/app-install.js'
+export { installApp, type InstallResult } from './config/app-install.js'
+export { InvalidInputError } from './config/problems.js'
 export { resolveDisk, type DiskEntry, type DiskIndex } from './config/check-device.js'
 export type { Storage } from './config/check-app.js'
 export { PvdiskError, isPvdiskError, type ErrorCode } from './errors.js'

@@ -23,6 +23,6 @@ const bundle = async (entry, out, extra = {}) => {
   chmodSync(outfile, 0o755)
 }
 
-await bundle('cli.js', 'pvdisk.mjs')
+await bundle('cli/cli.js', 'pvdisk.mjs')
 // the OCI hook runs on every container start: its own small bundle, without the CLI
-await bundle('oci-hook-main.js', 'pvdisk-oci-hook.mjs', { minify: true, keepNames: true }) // less to parse at every start
+await bundle('runtimes/oci/main.js', 'pvdisk-oci-hook.mjs', { minify: true, keepNames: true }) // less to parse at every start

@@ -1,13 +1,13 @@
-// Generates plugin/generated/ from schemas/: precompiled ajv validators (no schema
+// Generates plugin/config/generated/ from schemas/: precompiled ajv validators (no schema
 // compilation at start-up) and TypeScript types. Run `npm run generate` after editing a
-// schema; test/generated.ts fails when the committed files drift from the schemas.
+// schema; test/config/schemas.ts fails when the committed files drift from the schemas.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
 import { Ajv } from 'ajv'
 import standaloneCode from 'ajv/dist/standalone/index.js'
 import { compile } from 'json-schema-to-typescript'
 
 const root = new URL('../', import.meta.url)
-const out = new URL('plugin/generated/', root)
+const out = new URL('plugin/config/generated/', root)
 const schemas = {
   Device: 'device.schema.json',
   Run: 'run.schema.json',

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// The pvdisk command line. The only place that prints results, catches errors and picks
-// the exit status: 0 success, 1 an operation failed, 2 invalid input or usage.
+// Layer cli/ (the top; docs/architecture.md): the pvdisk command line, one file per
+// command under commands/. Handlers return data; this file is the only place that prints
+// results, catches errors and picks the exit status: 0 success, 1 an operation failed,
+// 2 invalid input or usage.
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { exitStatusOf, isPvdiskError, PvdiskError } from '../errors.js'
@@ -9,8 +11,13 @@ import type { CommandResult, GlobalOptions } from './cli-types.js'
 import * as validate from './commands/validate.js'
 import * as app from './commands/app.js'
 import * as disk from './commands/disk.js'
-import { down, ociHookCommand, serve, up } from './commands/up.js'
-import { gc, usage } from './commands/usage.js'
+import * as plan from './commands/plan.js'
+import * as up from './commands/up.js'
+import * as down from './commands/down.js'
+import * as serve from './commands/serve.js'
+import * as usage from './commands/usage.js'
+import * as gc from './commands/gc.js'
+import * as ociHook from './commands/oci-hook.js'
 
 type Handler<A> = (argv: A) => Promise<CommandResult>
 
@@ -55,13 +62,13 @@ export const main = async (args: string[]): Promise<void> => {
       .command(validate.command, validate.describe, validate.builder, wrap(validate.handler))
       .command(app.command, app.describe, app.builder, wrap(app.handler))
       .command(disk.command, disk.describe, disk.builder, wrap(disk.handler))
-      .command(disk.plan.command, disk.plan.describe, disk.plan.builder, wrap(disk.plan.handler))
+      .command(plan.command, plan.describe, plan.builder, wrap(plan.handler))
       .command(up.command, up.describe, up.builder, wrap(up.handler))
       .command(down.command, down.describe, down.builder, wrap(down.handler))
       .command(serve.command, serve.describe, serve.builder, wrap(serve.handler))
       .command(usage.command, usage.describe, usage.builder, wrap(usage.handler))
       .command(gc.command, gc.describe, gc.builder, wrap(gc.handler))
-      .command(ociHookCommand.command, ociHookCommand.describe, ociHookCommand.builder, wrap(ociHookCommand.handler))
+      .command(ociHook.command, ociHook.describe, ociHook.builder, wrap(ociHook.handler))
       .strict()
       .demandCommand(1, 'name a command; see pvdisk --help')
       .recommendCommands()

@@ -1,10 +1,11 @@
 // A disk session for the CLI: device.json validated, a context for real runs or plans.
 import { join, resolve } from 'node:path'
-import { InvalidInputError } from '../config/app-install.js'
+import { InvalidInputError } from '../config/problems.js'
 import { checkDeviceFile } from '../config/state.js'
 import { ProcessRunner, RecordingRunner } from '../host/run.js'
 import { liveKernel, type DiskContext } from '../disks/context.js'
-import { disksDown, disksStatus, disksUp, selectDisks } from '../disks/engine.js'
+import { disksDown, disksStatus, selectDisks } from '../disks/engine.js'
+import { disksUpForVolumes } from '../volumes/volumes.js'
 import type { DiskEntry } from '../config/check-device.js'
 
 export const diskSession = async (opts: { state: string, root: string }, planning: boolean) => {
@@ -29,7 +30,7 @@ export const diskSession = async (opts: { state: string, root: string }, plannin
     disks,
     messages,
     select: (names: readonly string[]) => selectDisks(disks, names),
-    up: (d: DiskEntry[]) => disksUp(ctx, d),
+    up: (d: DiskEntry[]) => disksUpForVolumes(ctx, d),
     down: (d: DiskEntry[]) => disksDown(ctx, d),
     status: (d: DiskEntry[]) => disksStatus(ctx, d),
     plan: () => recorder?.lines ?? [],

@@ -9,7 +9,7 @@ import { emptyDiskIndex } from './check-device.js'
 import { PvdiskError } from '../errors.js'
 import type { Json } from './json-source.js'
 import { nameError } from './path-rules.js'
-import { FileProblems, sortProblems, type Problem } from './problems.js'
+import { FileProblems, InvalidInputError, sortProblems, type Problem } from './problems.js'
 import { readJsonFile } from './read-json-file.js'
 import { RUN_SPEC, checkApp, checkDeviceFile } from './state.js'
 
@@ -20,14 +20,6 @@ export interface InstallResult {
   dryRun: boolean
   storage: Storage
   warnings: Problem[]
-}
-
-export class InvalidInputError extends PvdiskError {
-  readonly problems: Problem[]
-  constructor(message: string, problems: Problem[]) {
-    super('EINVALID', message)
-    this.problems = problems
-  }
 }
 
 const lstatOrUndefined = (p: string) => fs.lstat(p).catch(() => undefined)

@@ -30,162 +30,160 @@ export class JsonSyntaxError extends Error {
 }
 
 const MAX_DEPTH = 256
+const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y
+const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' }
 
-export const parseJson = (text: string): ParsedJson => {
-  const offsets = new Map<string, number>()
-  const duplicates: DuplicateKey[] = []
-  let i = 0
+/** one pass over the text; each grammar rule is a method that advances `i` */
+class Parser {
+  readonly offsets = new Map<string, number>()
+  readonly duplicates: DuplicateKey[] = []
+  private i = 0
 
-  const fail = (message: string, at = i): never => {
+  constructor(private readonly text: string) {}
+
+  parse(): ParsedJson {
+    const value = this.value('', 0)
+    this.skipSpace()
+    if (this.i < this.text.length) this.fail(`unexpected ${this.describe(this.i)} after the end of the JSON document`)
+    return { value, offsets: this.offsets, duplicates: this.duplicates, text: this.text }
+  }
+
+  private fail(message: string, at = this.i): never {
     throw new JsonSyntaxError(message, at)
   }
-  const describe = (at: number): string =>
-    at >= text.length ? 'end of file' : `${JSON.stringify(text[at])}`
 
-  const skipSpace = (): void => {
+  private describe(at: number): string {
+    return at >= this.text.length ? 'end of file' : `${JSON.stringify(this.text[at])}`
+  }
+
+  private skipSpace(): void {
     for (;;) {
-      const c = text.charCodeAt(i)
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++
+      const c = this.text.charCodeAt(this.i)
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.i++
       else return
     }
   }
 
-  const parseString = (): string => {
-    // caller checked text[i] === '"'
-    const start = ++i
+  /** an escape sequence at i (the backslash); returns what it stands for */
+  private escape(): string {
+    const e = this.text[this.i + 1]
+    let out: string
+    if (e === 'u') {
+      const hex = this.text.slice(this.i + 2, this.i + 6)
+      if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.fail('invalid \\u escape in string')
+      out = String.fromCharCode(parseInt(hex, 16))
+      this.i += 4
+    } else {
+      const simple = e === undefined ? undefined : ESCAPES[e]
+      if (simple === undefined) this.fail(`invalid escape ${JSON.stringify('\\' + (e ?? ''))} in string`)
+      out = simple
+    }
+    this.i += 2
+    return out
+  }
+
+  /** a string at i (the opening quote) */
+  private string(): string {
+    const start = ++this.i
     let out = ''
     let chunk = start
     for (;;) {
-      const c = text.charCodeAt(i)
-      if (Number.isNaN(c)) fail('unterminated string', start - 1)
+      const c = this.text.charCodeAt(this.i)
+      if (Number.isNaN(c)) this.fail('unterminated string', start - 1)
       if (c === 0x22) {
-        out += text.slice(chunk, i)
-        i++
+        out += this.text.slice(chunk, this.i)
+        this.i++
         return out
       }
-      if (c < 0x20) fail('control character in string (escape it as \\u00XX)')
+      if (c < 0x20) this.fail('control character in string (escape it as \\u00XX)')
       if (c === 0x5c) {
-        out += text.slice(chunk, i)
-        const e = text[i + 1]
-        switch (e) {
-          case '"': out += '"'; break
-          case '\\': out += '\\'; break
-          case '/': out += '/'; break
-          case 'b': out += '\b'; break
-          case 'f': out += '\f'; break
-          case 'n': out += '\n'; break
-          case 'r': out += '\r'; break
-          case 't': out += '\t'; break
-          case 'u': {
-            const hex = text.slice(i + 2, i + 6)
-            if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('invalid \\u escape in string')
-            out += String.fromCharCode(parseInt(hex, 16))
-            i += 4
-            break
-          }
-          default:
-            fail(`invalid escape ${JSON.stringify('\\' + (e ?? ''))} in string`)
-        }
-        i += 2
-        chunk = i
+        out += this.text.slice(chunk, this.i) + this.escape()
+        chunk = this.i
         continue
       }
-      i++
+      this.i++
     }
   }
 
-  const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y
+  /** after a member or element: true for another one, false at the closing bracket */
+  private more(close: '}' | ']', what: string): boolean {
+    this.skipSpace()
+    const c = this.text[this.i]
+    if (c === ',' || c === close) {
+      this.i++
+      return c === ','
+    }
+    return this.fail(`expected ',' or '${close}' after ${what}, found ${this.describe(this.i)}`)
+  }
 
-  const parseValue = (pointer: string, depth: number): Json => {
-    skipSpace()
-    if (!offsets.has(pointer)) offsets.set(pointer, i)
-    const c = text[i]
-    if (c === '{') {
-      if (depth >= MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH} levels`)
-      i++
-      const obj: { [key: string]: Json } = {}
-      skipSpace()
-      if (text[i] === '}') {
-        i++
-        return obj
-      }
-      for (;;) {
-        skipSpace()
-        const keyAt = i
-        if (text[i] !== '"') fail(`expected a property name in double quotes, found ${describe(i)}`)
-        const key = parseString()
-        const child = appendPointer(pointer, key)
-        if (Object.prototype.hasOwnProperty.call(obj, key)) duplicates.push({ pointer: child, offset: keyAt })
-        else offsets.set(child, keyAt)
-        skipSpace()
-        if (text[i] !== ':') fail(`expected ':' after property name, found ${describe(i)}`)
-        i++
-        // defineProperty: a "__proto__" key must stay data, never become the prototype
-        Object.defineProperty(obj, key, {
-          value: parseValue(child, depth + 1), enumerable: true, writable: true, configurable: true,
-        })
-        skipSpace()
-        if (text[i] === ',') {
-          i++
-          continue
-        }
-        if (text[i] === '}') {
-          i++
-          return obj
-        }
-        fail(`expected ',' or '}' after property value, found ${describe(i)}`)
-      }
+  private object(pointer: string, depth: number): Json {
+    const obj: { [key: string]: Json } = {}
+    this.skipSpace()
+    if (this.text[this.i] === '}') {
+      this.i++
+      return obj
     }
-    if (c === '[') {
-      if (depth >= MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH} levels`)
-      i++
-      const arr: Json[] = []
-      skipSpace()
-      if (text[i] === ']') {
-        i++
-        return arr
-      }
-      for (;;) {
-        arr.push(parseValue(appendPointer(pointer, String(arr.length)), depth + 1))
-        skipSpace()
-        if (text[i] === ',') {
-          i++
-          continue
-        }
-        if (text[i] === ']') {
-          i++
-          return arr
-        }
-        fail(`expected ',' or ']' after array element, found ${describe(i)}`)
+    do {
+      this.skipSpace()
+      const keyAt = this.i
+      if (this.text[this.i] !== '"') this.fail(`expected a property name in double quotes, found ${this.describe(this.i)}`)
+      const key = this.string()
+      const child = appendPointer(pointer, key)
+      if (Object.prototype.hasOwnProperty.call(obj, key)) this.duplicates.push({ pointer: child, offset: keyAt })
+      else this.offsets.set(child, keyAt)
+      this.skipSpace()
+      if (this.text[this.i] !== ':') this.fail(`expected ':' after property name, found ${this.describe(this.i)}`)
+      this.i++
+      // defineProperty: a "__proto__" key must stay data, never become the prototype
+      Object.defineProperty(obj, key, { value: this.value(child, depth + 1), enumerable: true, writable: true, configurable: true })
+    } while (this.more('}', 'property value'))
+    return obj
+  }
+
+  private array(pointer: string, depth: number): Json {
+    const arr: Json[] = []
+    this.skipSpace()
+    if (this.text[this.i] === ']') {
+      this.i++
+      return arr
+    }
+    do arr.push(this.value(appendPointer(pointer, String(arr.length)), depth + 1))
+    while (this.more(']', 'array element'))
+    return arr
+  }
+
+  /** true, false, null or a number */
+  private scalar(): Json {
+    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+      if (this.text.startsWith(word, this.i)) {
+        this.i += word.length
+        return value
       }
     }
-    if (c === '"') return parseString()
-    if (text.startsWith('true', i)) {
-      i += 4
-      return true
-    }
-    if (text.startsWith('false', i)) {
-      i += 5
-      return false
-    }
-    if (text.startsWith('null', i)) {
-      i += 4
-      return null
-    }
-    NUMBER.lastIndex = i
-    const m = NUMBER.exec(text)
+    NUMBER.lastIndex = this.i
+    const m = NUMBER.exec(this.text)
     if (m) {
-      i += m[0].length
+      this.i += m[0].length
       return Number(m[0])
     }
-    return fail(`unexpected ${describe(i)}; expected a JSON value`)
+    return this.fail(`unexpected ${this.describe(this.i)}; expected a JSON value`)
   }
 
-  const value = parseValue('', 0)
-  skipSpace()
-  if (i < text.length) fail(`unexpected ${describe(i)} after the end of the JSON document`)
-  return { value, offsets, duplicates, text }
+  private value(pointer: string, depth: number): Json {
+    this.skipSpace()
+    if (!this.offsets.has(pointer)) this.offsets.set(pointer, this.i)
+    const c = this.text[this.i]
+    if (c === '{' || c === '[') {
+      if (depth >= MAX_DEPTH) this.fail(`nesting deeper than ${MAX_DEPTH} levels`)
+      this.i++
+      return c === '{' ? this.object(pointer, depth) : this.array(pointer, depth)
+    }
+    if (c === '"') return this.string()
+    return this.scalar()
+  }
 }
+
+export const parseJson = (text: string): ParsedJson => new Parser(text).parse()
 
 /** 1-based line and column of an offset */
 export const lineColumn = (text: string, offset: number): { line: number, column: number } => {

@@ -1,5 +1,6 @@
 // A problem is one finding in one file: severity, a stable code, where (file, JSON
 // pointer, line and column) and what to do about it.
+import { PvdiskError } from '../errors.js'
 import { lineColumn, type ParsedJson } from './json-source.js'
 
 export type Severity = 'error' | 'warning'
@@ -81,4 +82,13 @@ export const formatProblem = (p: Problem): string => {
   const at = p.pointer === '' ? '' : ` at ${p.pointer}`
   const hint = p.hint === undefined ? '' : ` Hint: ${p.hint}`
   return `${where}: ${p.severity} [${p.code}]${at}: ${p.message}${hint}`
+}
+
+/** input files have errors: the problems travel with the error to the one place that prints */
+export class InvalidInputError extends PvdiskError {
+  readonly problems: Problem[]
+  constructor(message: string, problems: Problem[]) {
+    super('EINVALID', message)
+    this.problems = problems
+  }
 }

@@ -1,3 +1,8 @@
+// Layer config/ (above host/): every file pvdisk reads, read strictly and checked against
+// schemas/ and Pantavisor's rules, each problem with file, pointer, line and hint; the
+// state model (disk index, apps, planned storage) the layers above work from; and
+// `app install`, the one command that writes config. It runs no command and mounts nothing.
+//
 // Loading and validating a state directory (device.json at its root, <app>/src.json and
 // <app>/run.json) or single files. All problems are collected; nothing is written.
 import { promises as fs, lstatSync } from 'node:fs'

@@ -1,3 +1,8 @@
+// Layer disks/ (above config/): the disk engine. One backend per disk type (bind, crypt
+// with a scheme per type and mode), key files, ext4 probing and one lock per disk. It
+// brings disks up and down and reports their state from the kernel; it knows nothing of
+// volumes or containers, and reports what it did (mountedNow) for the layers above to act on.
+//
 // Disks of a device.json brought up, taken down, and reported, one lock per disk.
 import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
@@ -7,7 +12,6 @@ import { didYouMean } from '../config/suggest.js'
 import { bindBackend } from './bind.js'
 import { lockDirOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 import { cryptBackend } from './crypt.js'
-import { emptyBootDir } from '../volumes/volumes.js'
 import { recordExpected } from './expected.js'
 
 const isBindDisk = (disk: DiskEntry): boolean =>
@@ -49,6 +53,8 @@ const requireRoot = (ctx: DiskContext): void => {
 export interface DiskOutcome {
   name: string
   result: string
+  /** up found it unmounted and mounted it: the volume layer starts its boot data afresh */
+  mountedNow: boolean
 }
 
 const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Promise<DiskOutcome[]> => {
@@ -60,10 +66,8 @@ const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Pr
     const lock = ctx.runner.planning ? undefined : await acquireLock(lockDirOf(ctx), disk.name)
     try {
       const result = await backend[op]()
-      // boot volumes live until their disk is mounted again
-      if (op === 'up' && result !== 'already mounted') emptyBootDir(ctx, disk)
       recordExpected(ctx, disk.name, op === 'up')
-      out.push({ name: disk.name, result })
+      out.push({ name: disk.name, result, mountedNow: op === 'up' && result !== 'already mounted' })
     } finally {
       lock?.release()
     }

@@ -1,3 +1,8 @@
+// Layer host/ (the bottom; docs/architecture.md): what pvdisk needs from the machine: the
+// process runner, the kernel's mount, loop and device-mapper tables read from /proc and
+// /sys, atomic file writes and a progress line. It imports nothing of pvdisk's but
+// errors.ts, so everything above can rely on it and nothing in it knows about disks.
+//
 // The only module that starts processes. Commands are argv arrays (never a shell string),
 // run with a timeout, with stderr kept for the error. Key material only ever travels
 // through stdin and is never recorded or printed. A RecordingRunner stands in for plan

@@ -1,3 +1,7 @@
+// Layer volumes/ (above disks/): where each app volume lives on its disk, per persistence
+// type and revision, created without following links, and the disks volumes need brought
+// up. Every runtime above resolves and prepares volumes through this layer only.
+//
 // Where each app volume lives (PRODUCT.md "Volume layout"), created without ever following
 // a symbolic link that an app could have planted:
 //   with a disk mounted at M:  M/perm/<app>/<vol>, M/rev/<rev>/<app>/<vol>, M/boot/<app>/<vol>
@@ -7,6 +11,7 @@ import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
+import { disksUp, type DiskOutcome } from '../disks/engine.js'
 import { PvdiskError } from '../errors.js'
 import type { PersistenceType } from '../config/persistence.js'
 import { nameError } from '../config/path-rules.js'
@@ -103,4 +108,14 @@ export const emptyBootDir = (ctx: DiskContext, disk: DiskEntry): void => {
   if (!st.isDirectory()) throw new PvdiskError('EDISK', `${boot} is not a directory`, ['remove it'])
   // rmSync removes links themselves, never what they point to
   for (const entry of readdirSync(boot)) rmSync(join(boot, entry), { recursive: true, force: true })
+}
+
+/** the disks volumes live on, brought up; boot data lives until its disk is mounted again */
+export const disksUpForVolumes = async (ctx: DiskContext, disks: DiskEntry[]): Promise<DiskOutcome[]> => {
+  const outcomes = await disksUp(ctx, disks)
+  for (const [i, o] of outcomes.entries()) {
+    const disk = disks[i]
+    if (o.mountedNow && disk) emptyBootDir(ctx, disk)
+  }
+  return outcomes
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { validateFile } from '../../plugin/config/state.js'
 import { codes, sameSet } from '../fixtures/helpers.js'
 
-const fixture = (name: string) => fileURLToPath(new URL(`fixtures/realistic/${name}`, import.meta.url))
+const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/realistic/${name}`, import.meta.url))
 
 const expected: Record<string, string[]> = {
   'default-skel.json': [],

@@ -46,6 +46,6 @@ t.test('device.json.example validates and shows the four disk types', async t =>
 t.test('generated validators and types match the schemas', async t => {
   const { generate } = await import('../../scripts/generate.mjs') as { generate: () => Promise<Record<string, string>> }
   for (const [file, text] of Object.entries(await generate())) {
-    t.equal(readFileSync(new URL(`plugin/generated/${file}`, root), 'utf8'), text, `plugin/generated/${file} is up to date (npm run generate)`)
+    t.equal(readFileSync(new URL(`plugin/config/generated/${file}`, root), 'utf8'), text, `plugin/config/generated/${file} is up to date (npm run generate)`)
   }
 })

@@ -1,5 +1,5 @@
 // Exact command sequences of every disk type and mode, recorded rather than run (the only
-// way to cover CAAM and DCP here); the same code runs for real in test/disks-uml.ts.
+// way to cover CAAM and DCP here); the same code runs for real in test/disks/uml.ts.
 import t from 'tap'
 import { mkdirSync, writeFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -42,8 +42,7 @@ t.test('versatile: first init, then open and mount', async t => {
     `# create ${d}/key.init_done`,
     `# mkdir -p ${root}/media/pv/dmcrypt/sec`,
     `mount -t ext4 -o noatime -- /dev/mapper/${dm} ${root}/media/pv/dmcrypt/sec`,
-    `# empty ${root}/media/pv/dmcrypt/sec/boot`,
-  ])
+  ], 'the engine leaves boot data to the volume layer')
   t.same(readdirSync(root), [], 'a plan creates nothing')
   t.match(dm, /^pvdisk-sec-[0-9a-f]{8}$/)
 })

@@ -5,7 +5,8 @@ import { checkDevice } from '../../plugin/config/check-device.js'
 import type { DiskContext } from '../../plugin/disks/context.js'
 import { RecordingRunner, ProcessRunner } from '../../plugin/host/run.js'
 import { loadState } from '../../plugin/config/state.js'
-import { appVolumes, currentRevision, emptyBootDir, mkdirBelow, prepareVolume, volumeSource } from '../../plugin/volumes/volumes.js'
+import { appVolumes, currentRevision, disksUpForVolumes, emptyBootDir, mkdirBelow, prepareVolume, volumeSource } from '../../plugin/volumes/volumes.js'
+import { selectDisks } from '../../plugin/disks/engine.js'
 import { json, sink } from '../fixtures/helpers.js'
 
 const device = {
@@ -95,4 +96,16 @@ t.test('emptying boot removes links, not their targets', async t => {
   mkdirSync(join(dir, 'root/media/pv/dmcrypt/e'), { recursive: true })
   emptyBootDir(ctxOf(join(dir, 'root')), { ...disk, name: 'e' })
   t.pass('a disk without boot data is fine')
+})
+
+t.test('a disk mounted now has its boot data emptied; one already mounted keeps it', async t => {
+  const root = t.testdir({})
+  const { parsed, problems } = sink(json({ groups: [], disks: [{ name: 'sec', type: 'dm-crypt-versatile', path: '/storage/c/disk.img,8,key' }] }))
+  const disks = selectDisks(checkDevice(parsed.value, problems), [])
+  const ctx = ctxOf(root, true)
+  const outcomes = await disksUpForVolumes(ctx, disks)
+  t.same(outcomes.map(o => o.mountedNow), [true])
+  const lines = (ctx.runner as RecordingRunner).lines
+  t.equal(lines.at(-1), `# empty ${root}/media/pv/dmcrypt/sec/boot`, 'boot emptied right after the mount')
+  t.match(lines.at(-2), /^mount -t ext4 /)
 })

@@ -1,4 +1,4 @@
-// pvdisk disk up|down|status [NAME...], and pvdisk plan
+// pvdisk disk up|down|status [NAME...] [--dry-run]
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 import { humanBytes } from '../format.js'
@@ -10,7 +10,6 @@ export const builder = (y: Argv<GlobalOptions>) =>
   y.positional('action', { choices: ['up', 'down', 'status'] as const, demandOption: true, describe: 'what to do' })
     .positional('names', { type: 'string', array: true, describe: 'disk names or aliases (default: every disk pvdisk provisions)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the commands that would run, run nothing' })
-
 
 export const handler = async (argv: GlobalOptions & { action: 'up' | 'down' | 'status', names?: string[], dryRun: boolean }): Promise<CommandResult> => {
   const { diskSession } = await import('../disk-session.js')
@@ -30,16 +29,4 @@ export const handler = async (argv: GlobalOptions & { action: 'up' | 'down' | 's
   const outcomes = await (argv.action === 'up' ? session.up(disks) : session.down(disks))
   if (argv.dryRun) return { data: { plan: session.plan() }, lines: session.plan(), exitCode: 0 }
   return { data: outcomes, lines: [...session.messages, ...outcomes.map(o => `${o.name}: ${o.result}`)], exitCode: 0 }
-}
-
-export const plan = {
-  command: 'plan',
-  describe: 'print the exact commands pvdisk up would run for the disks, shell-quoted; runs nothing',
-  builder: (y: Argv<GlobalOptions>) => y,
-  handler: async (argv: GlobalOptions): Promise<CommandResult> => {
-    const { diskSession } = await import('../disk-session.js')
-    const session = await diskSession(argv, true)
-    await session.up(session.select([]))
-    return { data: { plan: session.plan() }, lines: session.plan(), exitCode: 0 }
-  },
 }

@@ -1,18 +1,23 @@
+// Layer runtimes/ (above caretaker/): one folder per container runtime pvdisk mounts
+// volumes into: docker/ (pvdisk up/down through dockerode), volume-plugin/ (Docker's
+// VolumeDriver protocol and `pvdisk serve`) and oci/ (the OCI hook and hooks.d). A runtime
+// never imports another; all of them reach disks through volumes/.
+//
 // `pvdisk up` and `pvdisk down`: the disks the apps need, their volumes, and one Docker
 // container per app whose mounts are verified before it starts.
 import { createHash } from 'node:crypto'
 import { realpathSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { InvalidInputError } from '../../config/app-install.js'
+import { InvalidInputError } from '../../config/problems.js'
 import type { DiskEntry } from '../../config/check-device.js'
 import { liveKernel, mountPointOf, type DiskContext } from '../../disks/context.js'
-import { backendFor, disksDown, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { backendFor, disksDown, isProvisionedByPvdisk } from '../../disks/engine.js'
 import type { ContainerEngine, ContainerSpec, MountSpec } from './docker.js'
 import { PvdiskError } from '../../errors.js'
 import type { Json } from '../../config/json-source.js'
 import { ProcessRunner } from '../../host/run.js'
 import { loadState, type AppState } from '../../config/state.js'
-import { appVolumes, currentRevision, prepareVolume, type AppVolume } from '../../volumes/volumes.js'
+import { appVolumes, currentRevision, disksUpForVolumes, prepareVolume, type AppVolume } from '../../volumes/volumes.js'
 
 export const LABEL_STATE = 'io.pvdisk.state'
 export const LABEL_APP = 'io.pvdisk.app'
@@ -102,7 +107,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
 
   const needed = new Map<string, DiskEntry>()
   for (const v of [...volumesOf.values()].flat()) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
-  for (const d of await disksUp(ctx, [...needed.values()])) log(`disk ${d.name}: ${d.result}`)
+  for (const d of await disksUpForVolumes(ctx, [...needed.values()])) log(`disk ${d.name}: ${d.result}`)
 
   const existing = await opts.engine.list(`${LABEL_STATE}=${resolve(opts.state)}`)
   const out: AppOutcome[] = []

@@ -7,18 +7,18 @@
 //   io.pvdisk.root      --root (default /)
 //   io.pvdisk.revision  the revision for "revision" volumes (default PVDISK_REVISION, else 0)
 // A failure exits non-zero with one line on stderr, and the runtime aborts the start.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { InvalidInputError } from '../../config/app-install.js'
+import { InvalidInputError } from '../../config/problems.js'
 import { hostPath, liveKernel, mountPointOf, type DiskContext, type MountSpec } from '../../disks/context.js'
 import { mountAt, parseMountinfo } from '../../host/kernel.js'
-import { backendFor, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { backendFor, isProvisionedByPvdisk } from '../../disks/engine.js'
 import { PvdiskError } from '../../errors.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
 import { checkApp, checkDeviceFile } from '../../config/state.js'
 import { nameError } from '../../config/path-rules.js'
-import { appVolumes, currentRevision, mkdirBelow, prepareVolume } from '../../volumes/volumes.js'
+import { appVolumes, currentRevision, disksUpForVolumes, mkdirBelow, prepareVolume } from '../../volumes/volumes.js'
 import { writeFileAtomic } from '../../host/atomic-write.js'
 
 export interface OciState {
@@ -72,7 +72,7 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
   const revision = currentRevision(a['io.pvdisk.revision'])
   const volumes = appVolumes(app, loaded.disks).filter(v => v.containerPath !== undefined)
   const disks = [...new Map(volumes.flatMap(v => (v.disk && isProvisionedByPvdisk(v.disk) ? [[v.disk.name, v.disk] as const] : []))).values()]
-  await disksUp(ctx, disks)
+  await disksUpForVolumes(ctx, disks)
   // runc made the container's mount namespace before this hook ran: a disk mounted just now
   // (or whose mount does not propagate) is missing there, so it is mounted there the same way.
   // Everything goes into one fstab, applied in order by a single mount inside the namespace.
@@ -116,7 +116,12 @@ export const fstabLine = (m: MountSpec): string =>
   `${fstabField(m.source)} ${fstabField(m.target)} ${m.fsType} ${m.options.join(',')} 0 0\n`
 
 /** the hook program, next to this module in dist/ (bundled or not) */
-export const hookProgram = (): string => fileURLToPath(new URL('./pvdisk-oci-hook.mjs', import.meta.url))
+export const hookProgram = (): string => {
+  // bundled, this module is dist/pvdisk.mjs; built but not bundled, dist/runtimes/oci/hook.js
+  const bundled = fileURLToPath(new URL('./pvdisk-oci-hook.mjs', import.meta.url))
+  const unbundled = fileURLToPath(new URL('../../pvdisk-oci-hook.mjs', import.meta.url))
+  return existsSync(bundled) || !existsSync(unbundled) ? bundled : unbundled
+}
 
 /** hooks.d 1.0.0 files for podman and CRI-O: createRuntime and poststop, for annotated containers */
 export const writeHooksD = async (dir: string): Promise<string[]> => {

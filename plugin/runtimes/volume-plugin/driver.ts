@@ -3,31 +3,17 @@
 // PRODUCT.md lays out app volumes. Mounts are counted per caller ID, so one container's
 // Unmount never affects another; the list and the counts are written atomically and
 // survive a plugin restart, and are reconciled with the kernel when the plugin starts.
-import { existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { writeFileAtomic } from '../../host/atomic-write.js'
+// This file is the protocol and the volume records; driver-mounts.ts does the mounting.
 import { resolveDisk, type DiskIndex } from '../../config/check-device.js'
-import { hostPath, type DiskContext } from '../../disks/context.js'
-import { disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
+import type { DiskContext } from '../../disks/context.js'
+import { isProvisionedByPvdisk } from '../../disks/engine.js'
 import { isPvdiskError, PvdiskError } from '../../errors.js'
-import { mountAt } from '../../host/kernel.js'
 import { nameError } from '../../config/path-rules.js'
-import { parsePersistenceValue, type PersistenceType } from '../../config/persistence.js'
-import { mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
+import { parsePersistenceValue } from '../../config/persistence.js'
+import { hasLostItsMount, mountpointOf, mountVolume, releaseVolume, type MountEnv } from './driver-mounts.js'
+import { loadDriverState, saveDriverState, type DriverState, type DriverVolume } from './driver-state.js'
 
-export interface DriverVolume {
-  name: string
-  app: string
-  persistence: PersistenceType
-  disk?: string
-  /** caller IDs that have it mounted */
-  mountedBy: string[]
-  createdAt: string
-}
-
-interface DriverState {
-  volumes: Record<string, DriverVolume>
-}
+export type { DriverVolume } from './driver-state.js'
 
 export interface DriverOptions {
   ctx: DiskContext
@@ -43,44 +29,27 @@ const DEFAULT_APP = 'docker' // volumes created without -o app=
 
 export class VolumeDriver {
   private readonly opts: DriverOptions
-  private state: DriverState = { volumes: {} }
+  private readonly env: MountEnv
+  private state: DriverState
   private queue: Promise<unknown> = Promise.resolve()
 
   constructor(opts: DriverOptions) {
     this.opts = opts
-    if (existsSync(opts.stateFile)) this.state = JSON.parse(readFileSync(opts.stateFile, 'utf8')) as DriverState
+    this.env = { ctx: opts.ctx, disks: opts.disks, revision: opts.revision }
+    this.state = loadDriverState(opts.stateFile)
   }
 
   /** after a reboot or a crash: boot tmpfs volumes that are no longer mounted have no users */
   async reconcile(): Promise<void> {
     const mounts = this.opts.ctx.kernel.mounts()
     for (const v of Object.values(this.state.volumes)) {
-      if (v.mountedBy.length === 0) continue
-      const src = this.sourceOf(v)
-      const gone = src.kind === 'tmpfs' ? !mountAt(mounts, this.tmpfsDir(v)) : v.disk !== undefined && !mountAt(mounts, hostPath(this.opts.ctx, `/media/pv/dmcrypt/${v.disk}`))
-      if (gone) v.mountedBy = []
+      if (v.mountedBy.length > 0 && hasLostItsMount(this.env, v, mounts)) v.mountedBy = []
     }
     await this.save()
   }
 
-  private async save(): Promise<void> {
-    mkdirSync(join(this.opts.stateFile, '..'), { recursive: true, mode: 0o700 })
-    await writeFileAtomic(this.opts.stateFile, JSON.stringify(this.state, null, 2) + '\n', 0o600)
-  }
-
-  private asAppVolume(v: DriverVolume): AppVolume {
-    const out: AppVolume = { app: v.app, name: v.name, overlay: false, persistence: v.persistence }
-    const disk = v.disk !== undefined ? resolveDisk(this.opts.disks, v.disk) : undefined
-    if (disk) out.disk = disk
-    return out
-  }
-
-  private sourceOf(v: DriverVolume) {
-    return v.persistence === 'boot' && v.disk === undefined ? { kind: 'tmpfs' as const } : { kind: 'dir' as const }
-  }
-
-  private tmpfsDir(v: DriverVolume): string {
-    return hostPath(this.opts.ctx, `/run/pvdisk/tmpfs/${v.app}/${v.name}`)
+  private save(): Promise<void> {
+    return saveDriverState(this.opts.stateFile, this.state)
   }
 
   /** requests run one at a time: mount counts and disk bring-up never interleave */
@@ -117,10 +86,7 @@ export class VolumeDriver {
   }
 
   private mountpoint(v: DriverVolume): string {
-    if (v.mountedBy.length === 0) return ''
-    if (this.sourceOf(v).kind === 'tmpfs') return this.tmpfsDir(v)
-    const src = volumeSource(this.opts.ctx, this.asAppVolume(v), this.opts.revision)
-    return src.kind === 'dir' && lstatSync(src.path, { throwIfNoEntry: false })?.isDirectory() ? src.path : ''
+    return mountpointOf(this.env, v)
   }
 
   private async create(name: string, o: Record<string, unknown>): Promise<Reply> {
@@ -162,21 +128,7 @@ export class VolumeDriver {
 
   private async mount(name: string, id: string): Promise<Reply> {
     const v = this.known(name)
-    const av = this.asAppVolume(v)
-    if (av.disk) await disksUp(this.opts.ctx, [av.disk]) // idempotent: "already mounted" most of the time
-    let mountpoint: string
-    if (this.sourceOf(v).kind === 'tmpfs') {
-      mountpoint = this.tmpfsDir(v)
-      if (!mountAt(this.opts.ctx.kernel.mounts(), mountpoint)) {
-        const base = hostPath(this.opts.ctx, '/run/pvdisk/tmpfs')
-        mkdirSync(base, { recursive: true, mode: 0o755 })
-        mkdirBelow(base, [v.app, v.name])
-        await this.opts.ctx.runner.run({ argv: ['mount', '-t', 'tmpfs', '-o', 'mode=0755', '--', 'pvdisk-boot', mountpoint] })
-      }
-    } else {
-      const src = prepareVolume(this.opts.ctx, av, this.opts.revision)
-      mountpoint = src.kind === 'dir' ? src.path : ''
-    }
+    const mountpoint = await mountVolume(this.env, v)
     if (!v.mountedBy.includes(id)) v.mountedBy.push(id)
     await this.save()
     return { Mountpoint: mountpoint }
@@ -185,9 +137,7 @@ export class VolumeDriver {
   private async unmount(name: string, id: string): Promise<Reply> {
     const v = this.known(name)
     v.mountedBy = v.mountedBy.filter(x => x !== id)
-    if (v.mountedBy.length === 0 && this.sourceOf(v).kind === 'tmpfs' && mountAt(this.opts.ctx.kernel.mounts(), this.tmpfsDir(v))) {
-      await this.opts.ctx.runner.run({ argv: ['umount', '--', this.tmpfsDir(v)] })
-    }
+    if (v.mountedBy.length === 0) await releaseVolume(this.env, v)
     await this.save()
     return {}
   }

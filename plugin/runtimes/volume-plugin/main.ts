@@ -1,8 +1,9 @@
 // The long-running side of `pvdisk serve`: the volume driver on its socket, the scheduled
 // jobs, and a clean stop (SIGTERM/SIGINT: stop the jobs, finish requests in flight, exit 0).
 import { join, resolve } from 'node:path'
-import { InvalidInputError } from '../../config/app-install.js'
-import { loadConfig, startJobs, type Log } from '../../caretaker/schedules.js'
+import { InvalidInputError } from '../../config/problems.js'
+import { loadConfig } from '../../caretaker/config.js'
+import { startJobs, type Log } from '../../caretaker/schedules.js'
 import { hostPath, liveKernel, type DiskContext } from '../../disks/context.js'
 import { ProcessRunner } from '../../host/run.js'
 import { startServer } from './server.js'

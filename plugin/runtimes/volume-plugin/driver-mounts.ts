@@ -1,0 +1,62 @@
+// Where a plugin volume lives and how it is mounted: a directory of PRODUCT.md's layout
+// on its disk (the disk brought up at the first Mount), or, for boot without a disk, a
+// tmpfs of its own from the first Mount to the last Unmount.
+import { lstatSync, mkdirSync } from 'node:fs'
+import { resolveDisk, type DiskIndex } from '../../config/check-device.js'
+import { hostPath, type DiskContext } from '../../disks/context.js'
+import { mountAt, type MountEntry } from '../../host/kernel.js'
+import { disksUpForVolumes, mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
+import type { DriverVolume } from './driver-state.js'
+
+export interface MountEnv {
+  ctx: DiskContext
+  disks: DiskIndex
+  revision: string
+}
+
+export const asAppVolume = (env: MountEnv, v: DriverVolume): AppVolume => {
+  const out: AppVolume = { app: v.app, name: v.name, overlay: false, persistence: v.persistence }
+  const disk = v.disk !== undefined ? resolveDisk(env.disks, v.disk) : undefined
+  if (disk) out.disk = disk
+  return out
+}
+
+export const isTmpfs = (v: DriverVolume): boolean => v.persistence === 'boot' && v.disk === undefined
+
+export const tmpfsDir = (env: MountEnv, v: DriverVolume): string => hostPath(env.ctx, `/run/pvdisk/tmpfs/${v.app}/${v.name}`)
+
+/** what Docker is told: the path while someone has it mounted, else "" */
+export const mountpointOf = (env: MountEnv, v: DriverVolume): string => {
+  if (v.mountedBy.length === 0) return ''
+  if (isTmpfs(v)) return tmpfsDir(env, v)
+  const src = volumeSource(env.ctx, asAppVolume(env, v), env.revision)
+  return src.kind === 'dir' && lstatSync(src.path, { throwIfNoEntry: false })?.isDirectory() ? src.path : ''
+}
+
+/** after a reboot or a crash: volumes whose tmpfs or disk is no longer mounted have no users */
+export const hasLostItsMount = (env: MountEnv, v: DriverVolume, mounts: MountEntry[]): boolean => isTmpfs(v) ? !mountAt(mounts, tmpfsDir(env, v)) : v.disk !== undefined && !mountAt(mounts, hostPath(env.ctx, `/media/pv/dmcrypt/${v.disk}`))
+
+/** makes the volume ready and returns its mount point */
+export const mountVolume = async (env: MountEnv, v: DriverVolume): Promise<string> => {
+  const av = asAppVolume(env, v)
+  if (av.disk) await disksUpForVolumes(env.ctx, [av.disk]) // idempotent: "already mounted" most of the time
+  if (!isTmpfs(v)) {
+    const src = prepareVolume(env.ctx, av, env.revision)
+    return src.kind === 'dir' ? src.path : ''
+  }
+  const mountpoint = tmpfsDir(env, v)
+  if (!mountAt(env.ctx.kernel.mounts(), mountpoint)) {
+    const base = hostPath(env.ctx, '/run/pvdisk/tmpfs')
+    mkdirSync(base, { recursive: true, mode: 0o755 })
+    mkdirBelow(base, [v.app, v.name])
+    await env.ctx.runner.run({ argv: ['mount', '-t', 'tmpfs', '-o', 'mode=0755', '--', 'pvdisk-boot', mountpoint] })
+  }
+  return mountpoint
+}
+
+/** the last user is gone: a boot tmpfs goes with it */
+export const releaseVolume = async (env: MountEnv, v: DriverVolume): Promise<void> => {
+  if (isTmpfs(v) && mountAt(env.ctx.kernel.mounts(), tmpfsDir(env, v))) {
+    await env.ctx.runner.run({ argv: ['umount', '--', tmpfsDir(env, v)] })
+  }
+}
