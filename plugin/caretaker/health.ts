@@ -4,10 +4,9 @@
 import { lstatSync } from 'node:fs'
 import type { DiskEntry, DiskIndex } from '../config/check-device.js'
 import { mountPointOf, type DiskContext } from '../disks/context.js'
-import { backendFor } from '../disks/engine.js'
+import { backendFor, disksUp } from '../disks/engine.js'
 import { readExpected } from '../disks/expected.js'
 import { mountAt } from '../host/kernel.js'
-import { disksUpForVolumes } from '../volumes/volumes.js'
 import { allNamespaceMounts } from './gc.js'
 
 export interface HealthItem {
@@ -61,7 +60,7 @@ export const checkHealth = async (ctx: DiskContext, index: DiskIndex): Promise<H
       continue
     }
     try {
-      await disksUpForVolumes(ctx, [disk])
+      await disksUp(ctx, [disk])
       out.push({ disk: name, ok: true, repaired: true, problem: `was ${s.state}, remounted at ${mountPointOf(ctx, disk)}` })
     } catch (e) {
       out.push({ disk: name, ok: false, repaired: false, problem: `${s.state}, and remounting failed: ${(e as Error).message}` })

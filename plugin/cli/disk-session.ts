@@ -4,8 +4,7 @@ import { InvalidInputError } from '../config/problems.js'
 import { checkDeviceFile } from '../config/state.js'
 import { ProcessRunner, RecordingRunner } from '../host/run.js'
 import { liveKernel, type DiskContext } from '../disks/context.js'
-import { disksDown, disksStatus, selectDisks } from '../disks/engine.js'
-import { disksUpForVolumes } from '../volumes/volumes.js'
+import { disksDown, disksStatus, disksUp, selectDisks } from '../disks/engine.js'
 import type { DiskEntry } from '../config/check-device.js'
 
 export const diskSession = async (opts: { state: string, root: string }, planning: boolean) => {
@@ -30,7 +29,7 @@ export const diskSession = async (opts: { state: string, root: string }, plannin
     disks,
     messages,
     select: (names: readonly string[]) => selectDisks(disks, names),
-    up: (d: DiskEntry[]) => disksUpForVolumes(ctx, d),
+    up: (d: DiskEntry[]) => disksUp(ctx, d),
     down: (d: DiskEntry[]) => disksDown(ctx, d),
     status: (d: DiskEntry[]) => disksStatus(ctx, d),
     plan: () => recorder?.lines ?? [],

@@ -49,9 +49,13 @@ export const bindBackend = (ctx: DiskContext, disk: DiskEntry): Backend => {
     },
     down: async () => {
       const s = status()
-      if (!mountAt(ctx.kernel.mounts(), mnt)) return 'not mounted'
+      if (!mountAt(ctx.kernel.mounts(), mnt)) {
+        if (existsSync(mnt)) act.removeMountPoint(ctx, mnt)
+        return 'not mounted'
+      }
       if (s.state !== 'mounted') throw new PvdiskError('EDISK', `disk "${disk.name}": ${s.problems.join('; ')}`, ['leaving it alone'])
       await ctx.runner.run({ argv: ['umount', '--', mnt] })
+      act.removeMountPoint(ctx, mnt)
       return `unmounted ${mnt}`
     },
   }

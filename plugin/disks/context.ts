@@ -1,6 +1,6 @@
 // What every disk backend works with: where host paths live (--root), how commands run
 // (for real or recorded for a plan), where locks live, and how progress is reported.
-import { mkdirSync, renameSync, statfsSync, writeFileSync } from 'node:fs'
+import { mkdirSync, renameSync, rmdirSync, statfsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
@@ -49,6 +49,21 @@ export const act = {
   mkdirp: (ctx: DiskContext, dir: string, mode = 0o755): void => step(ctx, `mkdir -p ${dir}`, () => mkdirSync(dir, { recursive: true, mode })),
   rename: (ctx: DiskContext, from: string, to: string): void => step(ctx, `rename ${from} to ${to}`, () => renameSync(from, to)),
   touch: (ctx: DiskContext, file: string): void => step(ctx, `create ${file}`, () => writeFileSync(file, '', { mode: 0o644 })),
+  /**
+   * after down: Pantavisor takes an existing <media>/pv/dmcrypt/<name> for a mounted disk, so
+   * the mount point goes, as its own umount removes it. Only an empty directory is removed:
+   * anything written there while the disk was down stays, with a warning.
+   */
+  removeMountPoint: (ctx: DiskContext, dir: string): void => {
+    ctx.runner.note(`rmdir ${dir}`)
+    if (ctx.runner.planning) return
+    try {
+      rmdirSync(dir)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT') ctx.log(`warning: ${dir} is left in place (${code ?? (e as Error).message}): Pantavisor would take it for a mounted disk`)
+    }
+  },
 }
 
 export type DiskState = 'absent' | 'provisioned' | 'open' | 'mounted'

@@ -2,10 +2,11 @@
 // the same key files, keyring descriptions and dm tables as Pantavisor's crypt script
 // (reference/pantavisor.md §2.2), so a device can move between the two without
 // re-keying. Key material travels only through stdin, never argv or logs.
-import { existsSync, readFileSync, unlinkSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { findInPath } from '../host/run.js'
 import { randomKey, writeKeyFile } from './key-file.js'
+import { PvdiskError } from '../errors.js'
 import { act, type DiskContext } from './context.js'
 
 export interface CryptKeyRef {
@@ -83,22 +84,46 @@ export const versatile: CryptScheme = {
   },
 }
 
+/**
+ * caam-keygen (pantacor/keyctl_caam) writes into its fixed blob directory, resolves a blob
+ * path against its working directory, and exits 0 whatever happened (its errors go to
+ * stdout). So pvdisk runs it from the image directory, as Pantavisor's script does, clears
+ * the file it is to produce first, and checks that the file is there afterwards.
+ */
+const caamKeygen = async (ctx: DiskContext, ref: CryptKeyRef, args: string[], produces: string): Promise<void> => {
+  removeFile(ctx, produces)
+  const r = await ctx.runner.run({ argv: ['caam-keygen', ...args], cwd: ref.dir })
+  if (ctx.runner.planning) return
+  const size = statSync(produces, { throwIfNoEntry: false })?.size ?? 0
+  if (size === 0) {
+    const said = (r.stdout + r.stderr).trim().split('\n').filter(Boolean).slice(-3)
+    throw new PvdiskError('ECOMMAND', `caam-keygen ${args[0]} produced no ${produces} (it exits 0 even when it fails)`,
+      [...said.map(l => `caam-keygen: ${l}`), 'is /dev/caam-keygen there (CAAM enabled in the kernel), and is the blob readable?'])
+  }
+}
+
 export const caamNxp: CryptScheme = {
   label: 'caam nxp',
   tools: ['caam-keygen', 'keyctl', 'dmsetup'],
   keyFile: ref => join(ref.dir, `${ref.keyName}.bb`),
   createKey: async (ctx, ref) => {
     act.mkdirp(ctx, caamBlobDir(), 0o700)
-    await ctx.runner.run({ argv: ['caam-keygen', 'create', ref.keyName, 'ecb', '-s', '16'] })
-    await copySecret(ctx, join(caamBlobDir(), `${ref.keyName}.bb`), caamNxp.keyFile(ref))
+    const blob = join(caamBlobDir(), `${ref.keyName}.bb`)
+    await caamKeygen(ctx, ref, ['create', ref.keyName, 'ecb', '-s', '16'], blob)
+    await copySecret(ctx, blob, caamNxp.keyFile(ref))
+    removeFile(ctx, join(caamBlobDir(), ref.keyName)) // the black key: loaded from the blob at every open
   },
   open: async (ctx, ref, loop, dm, sectors) => {
     act.mkdirp(ctx, caamBlobDir(), 0o700)
     await copySecret(ctx, caamNxp.keyFile(ref), join(caamBlobDir(), `${ref.keyName}.bb`))
-    await ctx.runner.run({ argv: ['caam-keygen', 'import', `${ref.keyName}.bb`, `${ref.keyName}.import`] })
     const imported = join(caamBlobDir(), `${ref.keyName}.import`)
-    await ctx.runner.run({ argv: ['keyctl', 'padd', 'logon', keyDescription(ref), '@u'], input: readSecret(ctx, imported), secretInput: true })
-    removeFile(ctx, imported)
+    // the blob argument is relative: caam-keygen finds <key>.bb in its working directory, the image directory
+    await caamKeygen(ctx, ref, ['import', `${ref.keyName}.bb`, `${ref.keyName}.import`], imported)
+    try {
+      await ctx.runner.run({ argv: ['keyctl', 'padd', 'logon', keyDescription(ref), '@u'], input: readSecret(ctx, imported), secretInput: true })
+    } finally {
+      removeFile(ctx, imported)
+    }
     const cipher = ctx.cipherOverride ?? 'capi:tk(cbc(aes))-plain'
     await dmCreate(ctx, dm, crypt(cipher, `:${ctx.cipherOverride ? 32 : 36}:logon:${keyDescription(ref)}`, loop, sectors))
   },
@@ -117,15 +142,23 @@ const trustedScheme = (label: string, cipher: string): CryptScheme => {
     createKey: async (ctx, ref) => {
       const added = await ctx.runner.run({ argv: ['keyctl', 'add', 'trusted', keyDescription(ref), 'new 32', '@u'] })
       const id = ctx.runner.planning ? '$KEY_ID' : added.stdout.trim()
-      const blob = await ctx.runner.run({ argv: ['keyctl', 'pipe', id] })
+      const blob = await ctx.runner.run({ argv: ['keyctl', 'pipe', id], binaryOutput: true })
       ctx.runner.note(`write the sealed blob to ${scheme.keyFile(ref)} (mode 0600)`)
-      if (!ctx.runner.planning) await writeKeyFile(scheme.keyFile(ref), Buffer.from(blob.stdout, 'latin1'))
+      if (!ctx.runner.planning && blob.output) await writeKeyFile(scheme.keyFile(ref), blob.output)
+      blob.output?.fill(0)
       await ctx.runner.run({ argv: ['keyctl', 'unlink', id, '@u'] })
     },
     open: async (ctx, ref, loop, dm, sectors) => {
       const blob = readSecret(ctx, scheme.keyFile(ref))
-      const payload = Buffer.concat([Buffer.from('load '), Buffer.from(blob.toString('latin1').trim(), 'latin1')])
-      await ctx.runner.run({ argv: ['keyctl', 'padd', 'trusted', keyDescription(ref), '@u'], input: payload, secretInput: true })
+      // Pantavisor reads the blob's first line (`read -r`): the hex-encoded sealed key
+      const nl = blob.indexOf(0x0a)
+      const payload = Buffer.concat([Buffer.from('load '), nl === -1 ? blob : blob.subarray(0, nl)])
+      blob.fill(0)
+      try {
+        await ctx.runner.run({ argv: ['keyctl', 'padd', 'trusted', keyDescription(ref), '@u'], input: payload, secretInput: true })
+      } finally {
+        payload.fill(0)
+      }
       await dmCreate(ctx, dm, crypt(ctx.cipherOverride ?? cipher, `:32:trusted:${keyDescription(ref)}`, loop, sectors))
     },
     close: async (ctx, ref, dm) => {
@@ -137,7 +170,26 @@ const trustedScheme = (label: string, cipher: string): CryptScheme => {
 }
 
 export const caamMainline = trustedScheme('caam mainline', 'capi:cbc(aes)-plain64')
-export const dcpMainline = trustedScheme('dcp mainline', 'capi:cbc(aes)-essiv:sha256')
+
+/**
+ * The DCP tool's decrypted key, opened as Pantavisor does: cryptsetup reads a key *file*
+ * raw (Pantavisor writes a mktemp file), whereas --key-file=- would hash what it reads.
+ * pvdisk hands cryptsetup the same bytes through /proc/self/fd/0, a key file that is its
+ * stdin, so the key never touches a disk and never becomes a string.
+ */
+const openWithGreyBlob = async (ctx: DiskContext, blob: string, loop: string, dm: string): Promise<void> => {
+  const decrypted = await ctx.runner.run({ argv: [dcpTool(), 'decrypt', blob], binaryOutput: true })
+  const key = decrypted.output ?? Buffer.alloc(0)
+  try {
+    if (key.length !== 32) {
+      throw new PvdiskError('ECOMMAND', `${dcpTool()} decrypt ${blob} gave ${key.length} bytes, not a 32-byte key`,
+        ['is the grey blob intact, and is this the board that made it?'])
+    }
+    await cryptsetupPlain(ctx, ctx.cipherOverride ?? 'capi:cbc(aes)-essiv:sha256', '/proc/self/fd/0', loop, dm, key)
+  } finally {
+    key.fill(0)
+  }
+}
 
 export const dcpNxp: CryptScheme = {
   label: 'dcp nxp',
@@ -146,20 +198,31 @@ export const dcpNxp: CryptScheme = {
   createKey: async (ctx, ref) => {
     const file = dcpNxp.keyFile(ref)
     const { key } = randomKey()
-    await ctx.runner.run({ argv: [dcpTool(), 'encrypt', `${file}.new`], input: key, secretInput: true })
-    key.fill(0)
-    act.rename(ctx, `${file}.new`, file)
-  },
-  open: async (ctx, ref, loop, dm) => {
-    const decrypted = await ctx.runner.run({ argv: [dcpTool(), 'decrypt', dcpNxp.keyFile(ref)] })
-    const key = Buffer.from(decrypted.stdout, 'latin1')
     try {
-      await cryptsetupPlain(ctx, ctx.cipherOverride ?? 'capi:cbc(aes)-essiv:sha256', '-', loop, dm, key)
+      await ctx.runner.run({ argv: [dcpTool(), 'encrypt', `${file}.new`], input: key, secretInput: true })
     } finally {
       key.fill(0)
     }
+    ctx.runner.note(`chmod 0600 ${file}.new`)
+    if (!ctx.runner.planning) chmodSync(`${file}.new`, 0o600)
+    act.rename(ctx, `${file}.new`, file)
   },
+  open: (ctx, ref, loop, dm) => openWithGreyBlob(ctx, dcpNxp.keyFile(ref), loop, dm),
   close: versatile.close,
+}
+
+/**
+ * dcp mainline: the trusted-key blob <key>.bb; on a disk made in nxp mode that has no .bb
+ * yet, the NXP grey blob <key> opens it, as Pantavisor's script falls back to it
+ * (migrate_keyblob is what turns the one into the other, on Pantavisor).
+ */
+const dcpTrusted = trustedScheme('dcp mainline', 'capi:cbc(aes)-essiv:sha256')
+const usesGreyBlob = (ref: CryptKeyRef): boolean => !existsSync(dcpTrusted.keyFile(ref)) && existsSync(dcpNxp.keyFile(ref))
+export const dcpMainline: CryptScheme = {
+  ...dcpTrusted,
+  tools: [...dcpTrusted.tools, 'cryptsetup'],
+  keyFile: ref => (usesGreyBlob(ref) ? dcpNxp.keyFile(ref) : dcpTrusted.keyFile(ref)),
+  open: (ctx, ref, loop, dm, sectors) => (usesGreyBlob(ref) ? openWithGreyBlob(ctx, dcpNxp.keyFile(ref), loop, dm) : dcpTrusted.open(ctx, ref, loop, dm, sectors)),
 }
 
 export const schemeOf = (type: string, mode: string | undefined): CryptScheme => {

@@ -6,7 +6,7 @@ import { basename, join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import type { CryptPath } from '../config/crypt-path.js'
 import { isMountOf, mountAt } from '../host/kernel.js'
-import type { Backend, DiskContext } from './context.js'
+import { act, type Backend, type DiskContext } from './context.js'
 import { CryptDevice } from './crypt-device.js'
 import { firstInit } from './crypt-init.js'
 
@@ -17,7 +17,7 @@ const up = async (dev: CryptDevice): Promise<string> => {
   const s = dev.status()
   if (s.state === 'mounted') return 'already mounted'
   if (s.problems.length > 0) throw dev.fail(s.problems.join('; '), [`unmount ${mnt} first`])
-  if (disk.fields.migrate_keyblob === 'yes' && !existsSync(scheme.keyFile(ref)) && existsSync(join(ref.dir, dev.crypt.keyName))) {
+  if (disk.fields.migrate_keyblob === 'yes' && !existsSync(join(ref.dir, `${dev.crypt.keyName}.bb`)) && existsSync(join(ref.dir, dev.crypt.keyName))) {
     throw dev.fail('NXP to mainline key migration (migrate_keyblob) is not done by pvdisk', ['boot Pantavisor once to migrate the key, or remove migrate_keyblob'])
   }
   await dev.cleanStale()
@@ -50,6 +50,7 @@ const down = async (dev: CryptDevice): Promise<string> => {
   const at = mountAt(ctx.kernel.mounts(), mnt)
   if (at && mapping && isMountOf(at, mapping)) await ctx.runner.run({ argv: ['umount', '--', mnt] })
   else if (at) throw dev.fail(`${mnt} is mounted from ${at.source}, not from this disk`, ['leaving it alone'])
+  if (at || existsSync(mnt)) act.removeMountPoint(ctx, mnt)
   if (mapping) await dev.scheme.close(ctx, dev.ref, dev.dm)
   for (const loop of [...dev.loopsOf(image), ...dev.loopsOf(dev.fresh)]) await ctx.runner.run({ argv: ['losetup', '--detach', loop.node] })
   return mapping || at ? `closed ${basename(image)}` : 'not open'

@@ -1,7 +1,7 @@
 // Layer disks/ (above config/): the disk engine. One backend per disk type (bind, crypt
 // with a scheme per type and mode), key files, ext4 probing and one lock per disk. It
 // brings disks up and down and reports their state from the kernel; it knows nothing of
-// volumes or containers, and reports what it did (mountedNow) for the layers above to act on.
+// volumes or containers.
 //
 // Disks of a device.json brought up, taken down, and reported, one lock per disk.
 import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
@@ -53,8 +53,6 @@ const requireRoot = (ctx: DiskContext): void => {
 export interface DiskOutcome {
   name: string
   result: string
-  /** up found it unmounted and mounted it: the volume layer starts its boot data afresh */
-  mountedNow: boolean
 }
 
 const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Promise<DiskOutcome[]> => {
@@ -67,7 +65,7 @@ const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Pr
     try {
       const result = await backend[op]()
       recordExpected(ctx, disk.name, op === 'up')
-      out.push({ name: disk.name, result, mountedNow: op === 'up' && result !== 'already mounted' })
+      out.push({ name: disk.name, result })
     } finally {
       lock?.release()
     }

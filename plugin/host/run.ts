@@ -22,12 +22,18 @@ export interface Command {
   timeoutMs?: number
   /** exit statuses that count as success (default [0]) */
   okCodes?: readonly number[]
+  /** stdout is binary (key material): kept as bytes in `output`, never decoded; stdout is "" */
+  binaryOutput?: boolean
+  /** working directory (tools such as caam-keygen resolve relative paths against it) */
+  cwd?: string
 }
 
 export interface CommandResult {
   code: number
   stdout: string
   stderr: string
+  /** stdout as bytes, for binaryOutput commands; the caller wipes it after use */
+  output?: Buffer
 }
 
 export interface Runner {
@@ -80,6 +86,7 @@ export class ProcessRunner implements Runner {
     return new Promise((resolve, reject) => {
       const child = spawn(file, args, {
         stdio: ['pipe', 'pipe', 'pipe'],
+        ...(cmd.cwd !== undefined ? { cwd: cmd.cwd } : {}),
         // runtimes run hooks with an empty environment: give the tools a PATH
         env: { ...process.env, PATH: process.env.PATH ?? DEFAULT_PATH, LC_ALL: 'C', DM_DISABLE_UDEV: process.env.DM_DISABLE_UDEV ?? '1' },
       })
@@ -105,7 +112,13 @@ export class ProcessRunner implements Runner {
       })
       child.on('close', (code, signal) => {
         clearTimeout(timer)
-        const result = { code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }
+        const stdout = Buffer.concat(out)
+        for (const b of out) b.fill(0)
+        const result: CommandResult = cmd.binaryOutput
+          ? { code: code ?? -1, stdout: '', output: stdout, stderr: Buffer.concat(err).toString('utf8') }
+          : { code: code ?? -1, stdout: stdout.toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }
+        const failed = timedOut || signal !== null || !(cmd.okCodes ?? [0]).includes(result.code)
+        if (failed) result.output?.fill(0) // nobody will use (or wipe) the bytes of a failed command
         if (timedOut) {
           reject(new PvdiskError('ECOMMAND', `${shellQuote(cmd.argv)}: timed out after ${timeoutMs / 1000} s`, lastLines(result.stderr)))
         } else if (signal !== null || !(cmd.okCodes ?? [0]).includes(result.code)) {
@@ -125,6 +138,7 @@ export interface RecordedCommand {
   input?: string // "<secret>" for key material
   /** a step pvdisk does itself, not a command */
   note?: string
+  cwd?: string
 }
 
 /** records commands instead of running them; `respond` scripts results for tests */
@@ -141,8 +155,9 @@ export class RecordingRunner implements Runner {
   async run(cmd: Command): Promise<CommandResult> {
     const rec: RecordedCommand = { argv: [...cmd.argv] }
     if (cmd.input !== undefined) rec.input = cmd.secretInput ? '<secret>' : String(cmd.input)
+    if (cmd.cwd !== undefined) rec.cwd = cmd.cwd
     this.commands.push(rec)
-    const r = { code: 0, stdout: '', stderr: '', ...this.respond(cmd) }
+    const r: CommandResult = { code: 0, stdout: '', stderr: '', ...(cmd.binaryOutput ? { output: Buffer.alloc(32) } : {}), ...this.respond(cmd) }
     if (!(cmd.okCodes ?? [0]).includes(r.code)) {
       throw Object.assign(new PvdiskError('ECOMMAND', `${shellQuote(cmd.argv)}: failed (exit status ${r.code})`, lastLines(r.stderr)), { result: r })
     }
@@ -161,7 +176,9 @@ export class RecordingRunner implements Runner {
   /** the plan as a person reads it: shell-quoted commands, and "# ..." for pvdisk's own steps */
   get lines(): string[] {
     return this.commands.map(c => (c.note !== undefined ? `# ${c.note}`
-      : describeCommand(c.input === undefined ? { argv: c.argv } : { argv: c.argv, input: c.input, secretInput: c.input === '<secret>' })))
+      : (c.cwd !== undefined ? `(cd ${shellQuote([c.cwd])} && ` : '') +
+        describeCommand(c.input === undefined ? { argv: c.argv } : { argv: c.argv, input: c.input, secretInput: c.input === '<secret>' }) +
+        (c.cwd !== undefined ? ')' : '')))
   }
 }
 

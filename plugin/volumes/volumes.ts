@@ -7,11 +7,10 @@
 //   with a disk mounted at M:  M/perm/<app>/<vol>, M/rev/<rev>/<app>/<vol>, M/boot/<app>/<vol>
 //   without a disk:            <root>/storage/disks/perm/<app>/<vol>, .../rev/<rev>/<app>/<vol>,
 //                              and boot is a fresh tmpfs
-import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { lstatSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
-import { disksUp, type DiskOutcome } from '../disks/engine.js'
 import { PvdiskError } from '../errors.js'
 import type { PersistenceType } from '../config/persistence.js'
 import { nameError } from '../config/path-rules.js'
@@ -98,24 +97,23 @@ export const prepareVolume = (ctx: DiskContext, v: AppVolume, revision: string):
   return src
 }
 
-/** boot data lives until its disk is mounted again: empty <mount point>/boot */
-export const emptyBootDir = (ctx: DiskContext, disk: DiskEntry): void => {
-  const boot = join(mountPointOf(ctx, disk), 'boot')
-  ctx.runner.note(`empty ${boot}`)
+/**
+ * A container starts: its boot volume starts empty, as Pantavisor removes and recreates a
+ * boot volume's directory every time its container starts (a boot volume without a disk is
+ * a fresh tmpfs anyway). Parents are checked component by component; inside, links are
+ * removed, never followed. Call it only when the container really starts, not when it is
+ * already running.
+ */
+export const emptyBootVolume = (ctx: DiskContext, v: AppVolume, revision: string): void => {
+  const src = volumeSource(ctx, v, revision)
+  if (v.persistence !== 'boot' || !v.disk || src.kind !== 'dir') return
+  ctx.runner.note(`empty ${src.path}`)
   if (ctx.runner.planning) return
-  const st = lstatSync(boot, { throwIfNoEntry: false })
-  if (!st) return
-  if (!st.isDirectory()) throw new PvdiskError('EDISK', `${boot} is not a directory`, ['remove it'])
-  // rmSync removes links themselves, never what they point to
-  for (const entry of readdirSync(boot)) rmSync(join(boot, entry), { recursive: true, force: true })
-}
-
-/** the disks volumes live on, brought up; boot data lives until its disk is mounted again */
-export const disksUpForVolumes = async (ctx: DiskContext, disks: DiskEntry[]): Promise<DiskOutcome[]> => {
-  const outcomes = await disksUp(ctx, disks)
-  for (const [i, o] of outcomes.entries()) {
-    const disk = disks[i]
-    if (o.mountedNow && disk) emptyBootDir(ctx, disk)
-  }
-  return outcomes
+  const base = mountPointOf(ctx, v.disk)
+  const rel = src.path.slice(base.length + 1).split('/')
+  mkdirBelow(base, rel.slice(0, -1))
+  const st = lstatSync(src.path, { throwIfNoEntry: false })
+  if (st && !st.isDirectory()) throw new PvdiskError('EDISK', `${src.path} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; refusing to follow it`, ['remove it'])
+  rmSync(src.path, { recursive: true, force: true }) // rmSync removes links themselves, never what they point to
+  mkdirSync(src.path, { mode: 0o755 })
 }

@@ -1,6 +1,7 @@
 // Exact command sequences of every disk type and mode, recorded rather than run (the only
 // way to cover CAAM and DCP here); the same code runs for real in test/disks/uml.ts.
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { fileURLToPath } from 'node:url'
 import { mkdirSync, writeFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { checkDevice } from '../../plugin/config/check-device.js'
@@ -11,6 +12,13 @@ import { RecordingRunner } from '../../plugin/host/run.js'
 import { json, sink } from '../fixtures/helpers.js'
 
 const noKernel: Kernel = { mounts: () => [], loops: () => [], dms: () => [] }
+
+/** for runs that check their tools: the stand-ins for CAAM's and DCP's tools in PATH */
+const withStandIns = (t: Test): void => {
+  const path = process.env.PATH
+  process.env.PATH = `${fileURLToPath(new URL('../fixtures/uml/fake-tools', import.meta.url))}:${path ?? ''}`
+  t.teardown(() => { process.env.PATH = path })
+}
 
 const setup = (root: string, disks: unknown[], kernel = noKernel) => {
   const { parsed, problems } = sink(json({ groups: [], disks }))
@@ -68,14 +76,32 @@ t.test('caam nxp: caam-keygen blob, logon key, tagged-key dm table', async t => 
     ['dmsetup', 'create', dm, '--table', '0 16384 crypt capi:tk(cbc(aes))-plain :36:logon:logkey:key 0 $LOOP 0 1 sector_size:512'],
     ['mount', '-t', 'ext4', '-o', 'noatime', '--', `/dev/mapper/${dm}`, `${root}/media/pv/dmcrypt/sec`],
   ])
+  const keygen = runner.commands.find(c => c.argv[0] === 'caam-keygen')
+  t.equal(keygen?.cwd, `${root}/storage/c`, 'caam-keygen runs in the image directory, where its relative blob path points (as Pantavisor cds there)')
+  t.ok(runner.lines.includes(`# copy ${root}/storage/c/key.bb to /data/caam/key.bb (mode 0600)`), 'the blob goes to the tool\'s fixed directory too, as Pantavisor copies it')
+  t.ok(runner.lines.includes('# remove /data/caam/key.import'), 'a stale import is cleared first: the tool exits 0 even when it fails')
 })
 
 t.test('caam nxp first init creates the key with caam-keygen', async t => {
   const root = t.testdir({})
   const { ctx, runner, disks } = setup(root, [crypt('dm-crypt-caam', 'nxp', true)])
   await disksUp(ctx, disks)
-  t.same(runner.argvs[0], ['caam-keygen', 'create', 'key', 'ecb', '-s', '16'])
-  t.match(runner.lines[3], /^# copy \/data\/caam\/key\.bb to .*\/storage\/c\/key\.bb \(mode 0600\)$/)
+  t.same(runner.commands.find(c => c.argv[0] === 'caam-keygen'), { argv: ['caam-keygen', 'create', 'key', 'ecb', '-s', '16'], cwd: `${root}/storage/c` })
+  t.ok(runner.lines.includes(`# copy /data/caam/key.bb to ${root}/storage/c/key.bb (mode 0600)`))
+  t.match(runner.lines.find(l => l.includes('caam-keygen create')), /^\(cd .*\/storage\/c && caam-keygen create key ecb -s 16\)$/, 'the plan shows the working directory')
+})
+
+t.test('caam-keygen exits 0 when it fails: pvdisk checks its output file instead', async t => {
+  const root = t.testdir({ storage: { c: { 'disk.img': Buffer.alloc(1024 * 1024), 'key.bb': 'blob', 'key.init_done': '' } }, caam: {} })
+  withStandIns(t)
+  process.env.PVDISK_CAAM_BLOB_DIR = join(root, 'caam')
+  t.teardown(() => { delete process.env.PVDISK_CAAM_BLOB_DIR })
+  const runner = new RecordingRunner({ planning: false, respond: c => (c.argv[0] === 'caam-keygen' ? { stdout: 'Failed to open blob file or the file doesn\'t exist.\n' } : c.argv[0] === 'losetup' ? { stdout: '/dev/loop9\n' } : undefined) })
+  const { disks } = setup(root, [crypt('dm-crypt-caam', 'nxp', true)])
+  const ctx: DiskContext = { root, runner, kernel: noKernel, log: () => undefined }
+  await t.rejects(disksUp(ctx, disks), { code: 'ECOMMAND', message: /caam-keygen import produced no .*key\.import \(it exits 0 even when it fails\)/, details: [/caam-keygen: Failed to open blob file/] })
+  t.notOk(runner.argvs.some(a => a[0] === 'keyctl' && a[1] === 'padd'), 'no key is loaded')
+  t.ok(runner.argvs.some(a => a.join(' ') === 'losetup --detach /dev/loop9'), 'the loop device is detached again')
 })
 
 for (const [mode, cipher] of [['caam', 'capi:cbc(aes)-plain64'], ['dcp', 'capi:cbc(aes)-essiv:sha256']] as const) {
@@ -103,7 +129,33 @@ t.test('dcp nxp: grey blob made and read by the DCP tool, key on stdin', async t
   t.same(c[0], { argv: ['x--pv-dcp-tool', 'encrypt', `${root}/storage/c/key.new`], input: '<secret>' })
   t.ok(runner.lines.includes(`# rename ${root}/storage/c/key.new to ${root}/storage/c/key`))
   t.ok(c.some(x => x.argv.join(' ') === `x--pv-dcp-tool decrypt ${root}/storage/c/key`))
-  t.ok(c.some(x => x.argv.includes('--key-file=-') && x.argv.includes('capi:cbc(aes)-essiv:sha256') && x.input === '<secret>'))
+  const open = c.find(x => x.argv[0] === 'cryptsetup')
+  t.same(open?.argv.slice(0, 9), ['cryptsetup', 'open', '--type', 'plain', '-s', '256', '-c', 'capi:cbc(aes)-essiv:sha256', '--key-file=/proc/self/fd/0'],
+    'a key *file* (its stdin), read raw as Pantavisor\'s mktemp file is; --key-file=- would hash it')
+  t.equal(open?.input, '<secret>')
+  t.ok(runner.lines.includes(`# chmod 0600 ${root}/storage/c/key.new`), 'the grey blob is not world-readable')
+})
+
+t.test('dcp nxp: a decrypted key that is not 32 bytes is refused before cryptsetup', async t => {
+  const root = t.testdir({ storage: { c: { 'disk.img': Buffer.alloc(1024 * 1024), key: 'grey', 'key.init_done': '' } } })
+  withStandIns(t)
+  const runner = new RecordingRunner({ planning: false, respond: c => (c.argv[1] === 'decrypt' ? { output: Buffer.alloc(31, 0xff) } : c.argv[0] === 'losetup' ? { stdout: '/dev/loop9\n' } : undefined) })
+  const { disks } = setup(root, [crypt('dm-crypt-dcp', 'nxp')])
+  await t.rejects(disksUp({ root, runner, kernel: noKernel, log: () => undefined }, disks), { code: 'ECOMMAND', message: /gave 31 bytes, not a 32-byte key/ })
+  t.notOk(runner.argvs.some(a => a[0] === 'cryptsetup'))
+})
+
+t.test('dcp mainline on a disk made in nxp mode (no .bb yet): the NXP grey blob opens it, as Pantavisor falls back to it', async t => {
+  const root = t.testdir({ storage: { c: { 'disk.img': Buffer.alloc(8 * 1024 * 1024), key: 'grey', 'key.init_done': '' } } })
+  const { ctx, runner, disks } = setup(root, [crypt('dm-crypt-dcp', 'mainline')])
+  await disksUp(ctx, disks)
+  const dm = dmNameOf(disks[0]!, `${root}/storage/c/disk.img`)
+  t.same(runner.argvs.slice(0, 3), [
+    ['losetup', '--find', '--show', '--', `${root}/storage/c/disk.img`],
+    ['x--pv-dcp-tool', 'decrypt', `${root}/storage/c/key`],
+    ['cryptsetup', 'open', '--type', 'plain', '-s', '256', '-c', 'capi:cbc(aes)-essiv:sha256', '--key-file=/proc/self/fd/0', '--', '$LOOP', dm],
+  ])
+  t.notOk(runner.argvs.some(a => a[0] === 'keyctl'), 'no trusted key involved')
 })
 
 t.test('down: unmount, close, detach, drop the key', async t => {

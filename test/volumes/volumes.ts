@@ -1,12 +1,11 @@
 import t from 'tap'
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { checkDevice } from '../../plugin/config/check-device.js'
 import type { DiskContext } from '../../plugin/disks/context.js'
 import { RecordingRunner, ProcessRunner } from '../../plugin/host/run.js'
 import { loadState } from '../../plugin/config/state.js'
-import { appVolumes, currentRevision, disksUpForVolumes, emptyBootDir, mkdirBelow, prepareVolume, volumeSource } from '../../plugin/volumes/volumes.js'
-import { selectDisks } from '../../plugin/disks/engine.js'
+import { appVolumes, currentRevision, emptyBootVolume, mkdirBelow, prepareVolume, volumeSource } from '../../plugin/volumes/volumes.js'
 import { json, sink } from '../fixtures/helpers.js'
 
 const device = {
@@ -85,27 +84,45 @@ t.test('prepareVolume creates per-app directories, and only notes them in a plan
   t.same(prepareVolume(ctxOf(join(dir, 'root')), vols.find(v => v.name === 'docker--tmp-x')!, '3'), { kind: 'tmpfs' })
 })
 
-t.test('emptying boot removes links, not their targets', async t => {
-  const dir = t.testdir({ root: { media: { pv: { dmcrypt: { d: { boot: { app: { v: { f: 'x' } } }, perm: { keep: 'y' } } } } } }, outside: { precious: 'z' } })
-  symlinkSync(join(dir, 'outside'), join(dir, 'root/media/pv/dmcrypt/d/boot/link'))
+t.test('a starting container finds its boot volume empty: links inside removed, never followed; nothing else touched', async t => {
+  const dir = t.testdir({ root: { media: { pv: { dmcrypt: { d: { boot: { app: { v: { f: 'x', sub: { g: 'y' } }, other: { keep: 'k' } } }, perm: { app: { v: { keep: 'y' } } } } } } } }, outside: { precious: 'z' } })
+  const m = join(dir, 'root/media/pv/dmcrypt/d')
+  symlinkSync(join(dir, 'outside'), join(m, 'boot/app/v/link'))
   const disk = { name: 'd', type: 'volume-disk', pointer: '/disks/0', fields: {} }
-  emptyBootDir(ctxOf(join(dir, 'root')), disk)
-  t.same(readdirSync(join(dir, 'root/media/pv/dmcrypt/d/boot')), [])
-  t.equal(readFileSync(join(dir, 'outside/precious'), 'utf8'), 'z')
-  t.equal(readFileSync(join(dir, 'root/media/pv/dmcrypt/d/perm/keep'), 'utf8'), 'y')
-  mkdirSync(join(dir, 'root/media/pv/dmcrypt/e'), { recursive: true })
-  emptyBootDir(ctxOf(join(dir, 'root')), { ...disk, name: 'e' })
-  t.pass('a disk without boot data is fine')
+  const v = { app: 'app', name: 'v', overlay: false, persistence: 'boot' as const, disk }
+  emptyBootVolume(ctxOf(join(dir, 'root')), v, '0')
+  t.same(readdirSync(join(m, 'boot/app/v')), [])
+  t.equal(statSync(join(m, 'boot/app/v')).mode & 0o777, 0o755)
+  t.equal(readFileSync(join(dir, 'outside/precious'), 'utf8'), 'z', 'a link inside is removed, not followed')
+  t.equal(readFileSync(join(m, 'boot/app/other/keep'), 'utf8'), 'k', 'another volume keeps its data')
+  t.equal(readFileSync(join(m, 'perm/app/v/keep'), 'utf8'), 'y')
+  emptyBootVolume(ctxOf(join(dir, 'root')), { ...v, name: 'new' }, '0')
+  t.ok(statSync(join(m, 'boot/app/new')).isDirectory(), 'a volume never started is created')
+  emptyBootVolume(ctxOf(join(dir, 'root')), { ...v, persistence: 'permanent' }, '0')
+  t.equal(readFileSync(join(m, 'perm/app/v/keep'), 'utf8'), 'y', 'only boot volumes are emptied')
+  const noDisk = { app: 'app', name: 'v', overlay: false, persistence: 'boot' as const }
+  emptyBootVolume(ctxOf(join(dir, 'root')), noDisk, '0')
+  t.notOk(existsSync(join(dir, 'root/storage')), 'without a disk boot is a fresh tmpfs: nothing to empty')
 })
 
-t.test('a disk mounted now has its boot data emptied; one already mounted keeps it', async t => {
+t.test('emptying a boot volume refuses links in its path', async t => {
+  const dir = t.testdir({ root: { media: { pv: { dmcrypt: { d: { boot: {} } } } } }, outside: { app: { v: { precious: 'z' } } } })
+  const m = join(dir, 'root/media/pv/dmcrypt/d')
+  symlinkSync(join(dir, 'outside/app'), join(m, 'boot/app'))
+  const v = { app: 'app', name: 'v', overlay: false, persistence: 'boot' as const, disk: { name: 'd', type: 'volume-disk', pointer: '/disks/0', fields: {} } }
+  t.throws(() => emptyBootVolume(ctxOf(join(dir, 'root')), v, '0'), { code: 'EDISK', message: /boot\/app is a symbolic link; refusing to follow it/ })
+  t.equal(readFileSync(join(dir, 'outside/app/v/precious'), 'utf8'), 'z')
+  rmSync(join(m, 'boot/app'))
+  mkdirSync(join(m, 'boot/app'))
+  symlinkSync(join(dir, 'outside/app/v'), join(m, 'boot/app/v'))
+  t.throws(() => emptyBootVolume(ctxOf(join(dir, 'root')), v, '0'), { code: 'EDISK', message: /boot\/app\/v is a symbolic link/ })
+  t.equal(readFileSync(join(dir, 'outside/app/v/precious'), 'utf8'), 'z')
+})
+
+t.test('in a plan, emptying a boot volume is a step shown, not done', async t => {
   const root = t.testdir({})
-  const { parsed, problems } = sink(json({ groups: [], disks: [{ name: 'sec', type: 'dm-crypt-versatile', path: '/storage/c/disk.img,8,key' }] }))
-  const disks = selectDisks(checkDevice(parsed.value, problems), [])
   const ctx = ctxOf(root, true)
-  const outcomes = await disksUpForVolumes(ctx, disks)
-  t.same(outcomes.map(o => o.mountedNow), [true])
-  const lines = (ctx.runner as RecordingRunner).lines
-  t.equal(lines.at(-1), `# empty ${root}/media/pv/dmcrypt/sec/boot`, 'boot emptied right after the mount')
-  t.match(lines.at(-2), /^mount -t ext4 /)
+  emptyBootVolume(ctx, { app: 'a', name: 'v', overlay: false, persistence: 'boot', disk: { name: 'd', type: 'volume-disk', pointer: '/disks/0', fields: {} } }, '0')
+  t.same((ctx.runner as RecordingRunner).lines, [`# empty ${root}/media/pv/dmcrypt/d/boot/a/v`])
+  t.same(readdirSync(root), [])
 })

@@ -11,13 +11,13 @@ import { resolve } from 'node:path'
 import { InvalidInputError } from '../../config/problems.js'
 import type { DiskEntry } from '../../config/check-device.js'
 import { liveKernel, mountPointOf, type DiskContext } from '../../disks/context.js'
-import { backendFor, disksDown, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { backendFor, disksDown, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
 import type { ContainerEngine, ContainerSpec, MountSpec } from './docker.js'
 import { PvdiskError } from '../../errors.js'
 import type { Json } from '../../config/json-source.js'
 import { ProcessRunner } from '../../host/run.js'
 import { loadState, type AppState } from '../../config/state.js'
-import { appVolumes, currentRevision, disksUpForVolumes, prepareVolume, type AppVolume } from '../../volumes/volumes.js'
+import { appVolumes, currentRevision, emptyBootVolume, prepareVolume, type AppVolume } from '../../volumes/volumes.js'
 
 export const LABEL_STATE = 'io.pvdisk.state'
 export const LABEL_APP = 'io.pvdisk.app'
@@ -107,7 +107,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
 
   const needed = new Map<string, DiskEntry>()
   for (const v of [...volumesOf.values()].flat()) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
-  for (const d of await disksUpForVolumes(ctx, [...needed.values()])) log(`disk ${d.name}: ${d.result}`)
+  for (const d of await disksUp(ctx, [...needed.values()])) log(`disk ${d.name}: ${d.result}`)
 
   const existing = await opts.engine.list(`${LABEL_STATE}=${resolve(opts.state)}`)
   const out: AppOutcome[] = []
@@ -132,6 +132,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
         continue
       }
       verifyMounts(ctx, volumes, sources)
+      for (const v of volumes) emptyBootVolume(ctx, v, revision)
       await opts.engine.start(found.id)
       out.push({ app: app.name, container: found.name, result: 'started', mounts })
       continue
@@ -142,6 +143,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
     } else result = 'created'
     const id = await opts.engine.create(spec)
     verifyMounts(ctx, volumes, sources)
+    for (const v of volumes) emptyBootVolume(ctx, v, revision)
     await opts.engine.start(id)
     out.push({ app: app.name, container: spec.name, result, mounts })
   }

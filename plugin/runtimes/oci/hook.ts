@@ -13,12 +13,12 @@ import { fileURLToPath } from 'node:url'
 import { InvalidInputError } from '../../config/problems.js'
 import { hostPath, liveKernel, mountPointOf, type DiskContext, type MountSpec } from '../../disks/context.js'
 import { mountAt, parseMountinfo } from '../../host/kernel.js'
-import { backendFor, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { backendFor, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
 import { PvdiskError } from '../../errors.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
 import { checkApp, checkDeviceFile } from '../../config/state.js'
 import { nameError } from '../../config/path-rules.js'
-import { appVolumes, currentRevision, disksUpForVolumes, mkdirBelow, prepareVolume } from '../../volumes/volumes.js'
+import { appVolumes, currentRevision, emptyBootVolume, mkdirBelow, prepareVolume } from '../../volumes/volumes.js'
 import { writeFileAtomic } from '../../host/atomic-write.js'
 
 export interface OciState {
@@ -72,7 +72,7 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
   const revision = currentRevision(a['io.pvdisk.revision'])
   const volumes = appVolumes(app, loaded.disks).filter(v => v.containerPath !== undefined)
   const disks = [...new Map(volumes.flatMap(v => (v.disk && isProvisionedByPvdisk(v.disk) ? [[v.disk.name, v.disk] as const] : []))).values()]
-  await disksUpForVolumes(ctx, disks)
+  await disksUp(ctx, disks)
   // runc made the container's mount namespace before this hook ran: a disk mounted just now
   // (or whose mount does not propagate) is missing there, so it is mounted there the same way.
   // Everything goes into one fstab, applied in order by a single mount inside the namespace.
@@ -90,6 +90,7 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
     mkdirBelow(rootfs, target.split('/').filter(Boolean))
     const inside = join(rootfs, target)
     const src = prepareVolume(ctx, v, revision)
+    emptyBootVolume(ctx, v, revision) // createRuntime: this container is starting
     entries.push(src.kind === 'dir'
       ? { source: src.path, target: inside, fsType: 'none', options: ['bind'] }
       : { source: 'pvdisk-boot', target: inside, fsType: 'tmpfs', options: ['mode=0755'] })

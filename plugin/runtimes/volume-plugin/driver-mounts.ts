@@ -5,7 +5,8 @@ import { lstatSync, mkdirSync } from 'node:fs'
 import { resolveDisk, type DiskIndex } from '../../config/check-device.js'
 import { hostPath, type DiskContext } from '../../disks/context.js'
 import { mountAt, type MountEntry } from '../../host/kernel.js'
-import { disksUpForVolumes, mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
+import { disksUp } from '../../disks/engine.js'
+import { emptyBootVolume, mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
 import type { DriverVolume } from './driver-state.js'
 
 export interface MountEnv {
@@ -36,12 +37,13 @@ export const mountpointOf = (env: MountEnv, v: DriverVolume): string => {
 /** after a reboot or a crash: volumes whose tmpfs or disk is no longer mounted have no users */
 export const hasLostItsMount = (env: MountEnv, v: DriverVolume, mounts: MountEntry[]): boolean => isTmpfs(v) ? !mountAt(mounts, tmpfsDir(env, v)) : v.disk !== undefined && !mountAt(mounts, hostPath(env.ctx, `/media/pv/dmcrypt/${v.disk}`))
 
-/** makes the volume ready and returns its mount point */
-export const mountVolume = async (env: MountEnv, v: DriverVolume): Promise<string> => {
+/** makes the volume ready and returns its mount point; first: no container has it mounted yet */
+export const mountVolume = async (env: MountEnv, v: DriverVolume, first: boolean): Promise<string> => {
   const av = asAppVolume(env, v)
-  if (av.disk) await disksUpForVolumes(env.ctx, [av.disk]) // idempotent: "already mounted" most of the time
+  if (av.disk) await disksUp(env.ctx, [av.disk]) // idempotent: "already mounted" most of the time
   if (!isTmpfs(v)) {
     const src = prepareVolume(env.ctx, av, env.revision)
+    if (first) emptyBootVolume(env.ctx, av, env.revision) // its first user is starting
     return src.kind === 'dir' ? src.path : ''
   }
   const mountpoint = tmpfsDir(env, v)

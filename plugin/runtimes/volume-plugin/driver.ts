@@ -128,7 +128,7 @@ export class VolumeDriver {
 
   private async mount(name: string, id: string): Promise<Reply> {
     const v = this.known(name)
-    const mountpoint = await mountVolume(this.env, v)
+    const mountpoint = await mountVolume(this.env, v, v.mountedBy.length === 0)
     if (!v.mountedBy.includes(id)) v.mountedBy.push(id)
     await this.save()
     return { Mountpoint: mountpoint }

@@ -53,6 +53,7 @@ t.test('pvdisk up and down with Docker', async t => {
   t.equal(info.Config.Image, IMAGE)
 
   t.match(pv('up', '--network', 'none').stdout, /web: unchanged pvdisk-web/, 'up again leaves a running container alone')
+  t.ok(existsSync(join(disk, 'boot/web/docker--scratch/x')), '... and the boot data of a running container')
 
   const down = pv('down')
   t.equal(down.status, 0, down.stderr)
@@ -62,18 +63,25 @@ t.test('pvdisk up and down with Docker', async t => {
 
   t.equal(pv('up', '--network', 'none').status, 0)
   t.ok(await until(() => readFileSync(log, 'utf8').split('\n').filter(Boolean).length === 2), 'permanent data survived down and up')
-  t.equal(readFileSync(join(disk, 'perm/web/docker--data/scratch-was'), 'utf8'), '', 'boot was emptied when the disk was mounted again')
+  t.equal(readFileSync(join(disk, 'perm/web/docker--data/scratch-was'), 'utf8'), '', 'boot is empty at the next start')
 
   const rev2 = pv('up', '--network', 'none', '--revision', '2')
   t.match(rev2.stdout, /web: recreated pvdisk-web/)
   t.ok(await until(() => readFileSync(log, 'utf8').split('\n').filter(Boolean).length === 3))
   t.equal(readFileSync(join(disk, 'perm/web/docker--data/seen-rev'), 'utf8'), '', 'a new revision starts with empty revision volumes')
+  t.equal(readFileSync(join(disk, 'perm/web/docker--data/scratch-was'), 'utf8'), '', 'boot is empty at every start of its container, though its disk stayed mounted (as Pantavisor)')
   t.ok(existsSync(join(disk, 'rev/0/web/docker--cache/rev')), 'the old revision is still there')
 
   t.match(pv('up', '--network', 'none', '--revision', '0').stdout, /web: recreated/)
   t.ok(await until(() => readFileSync(log, 'utf8').split('\n').filter(Boolean).length === 4))
   t.equal(readFileSync(join(disk, 'perm/web/docker--data/seen-rev'), 'utf8'), 'here\n', 'a rollback finds the old revision data')
   t.same(readdirSync(join(disk, 'rev')).sort(), ['0', '2'])
+
+  await d.docker.getContainer('pvdisk-web').stop({ t: 0 })
+  t.ok(existsSync(join(disk, 'boot/web/docker--scratch/x')))
+  t.match(pv('up', '--network', 'none', '--revision', '0').stdout, /web: started pvdisk-web/)
+  t.ok(await until(() => readFileSync(log, 'utf8').split('\n').filter(Boolean).length === 5))
+  t.equal(readFileSync(join(disk, 'perm/web/docker--data/scratch-was'), 'utf8'), '', 'a stopped container started again finds boot empty')
 })
 
 t.test('without Docker: a clear error, nothing started', async t => {

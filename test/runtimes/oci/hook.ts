@@ -1,7 +1,7 @@
 // The OCI hook driven by runc itself, on a bundle whose config.json carries it.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findInPath } from '../../../plugin/host/run.js'
@@ -15,7 +15,7 @@ t.setTimeout(120_000)
 
 const state = {
   'device.json': json({ groups: [], disks: [{ name: 'data-disk', type: 'volume-disk' }] }),
-  web: { 'src.json': json({ '#spec': 'service-manifest-src@1', docker_name: 'local/busybox', persistence: { '/data': 'permanent@data-disk', '/scratch': 'boot', '/var/cache': 'revision' } }) },
+  web: { 'src.json': json({ '#spec': 'service-manifest-src@1', docker_name: 'local/busybox', persistence: { '/data': 'permanent@data-disk', '/scratch': 'boot', '/var/cache': 'revision', '/work': 'boot@data-disk' } }) },
 }
 
 const bundle = (dir: string, annotations: Record<string, string>, cmd: string): string => {
@@ -40,7 +40,10 @@ t.test('runc runs the hook and the container sees its volumes', async t => {
   const dir = t.testdir({ state, root: {}, runc: {} })
   try {
     const annotations = { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': join(dir, 'root'), 'io.pvdisk.revision': '4' }
-    const b = bundle(dir, annotations, 'echo from-runc >> /data/f; grep -E " /(data|scratch|var/cache) " /proc/mounts > /data/mounts; echo c > /var/cache/c')
+    const work = join(dir, 'root/media/pv/dmcrypt/data-disk/boot/web/docker--work')
+    mkdirSync(work, { recursive: true })
+    writeFileSync(join(work, 'from-last-start'), 'x')
+    const b = bundle(dir, annotations, 'echo from-runc >> /data/f; grep -E " /(data|scratch|var/cache) " /proc/mounts > /data/mounts; echo c > /var/cache/c; ls /work > /data/work-was; echo y > /work/now')
     const r = spawnSync('runc', ['--root', join(dir, 'runc'), 'run', '--bundle', b, `pvdisk-test-${process.pid}`], { encoding: 'utf8', timeout: 60_000 })
     t.equal(r.status, 0, r.stderr)
     const vol = join(dir, 'root/media/pv/dmcrypt/data-disk/perm/web/docker--data')
@@ -50,6 +53,8 @@ t.test('runc runs the hook and the container sees its volumes', async t => {
     t.match(mounts, /^pvdisk-boot \/scratch tmpfs /m, 'boot without a disk is a fresh tmpfs')
     t.ok(existsSync(join(dir, 'root/storage/disks/rev/4/web/docker--var-cache/c')), 'revision volumes follow io.pvdisk.revision')
     t.ok(existsSync(join(b, 'rootfs/data')), 'the mount point was created in the rootfs')
+    t.equal(readFileSync(join(vol, 'work-was'), 'utf8'), '', 'a boot volume on a disk is empty at the start of its container (as Pantavisor)')
+    t.equal(readFileSync(join(work, 'now'), 'utf8'), 'y\n', 'and lives on the disk while it runs')
   } finally {
     unmountUnder(dir)
   }

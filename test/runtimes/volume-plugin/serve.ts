@@ -2,7 +2,7 @@
 // are counted per container, counts survive a plugin restart, errors read as sentences.
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -95,4 +95,17 @@ t.test('docker run with pvdisk volumes', async t => {
   t.equal(readFileSync(join(disk, 'perm/web/vol1/f'), 'utf8'), 'from-a\n', 'docker volume rm never deletes data')
   t.match((await post(socket, '/VolumeDriver.Get', { Name: 'vol1' })).body, { Err: /no pvdisk volume named "vol1"/ })
   t.equal((await post(socket, '/VolumeDriver.Nope')).status, 500)
+
+  // a boot volume on a disk: empty when its first user starts, shared while in use (as Pantavisor)
+  t.same((await post(socket, '/VolumeDriver.Create', { Name: 'scratch', Opts: { app: 'web', persistence: 'boot@data-disk' } })).body, {})
+  const first = (await post(socket, '/VolumeDriver.Mount', { Name: 'scratch', ID: 'c1' })).body
+  t.same(first, { Mountpoint: join(disk, 'boot/web/scratch') })
+  writeFileSync(join(disk, 'boot/web/scratch/left'), 'x')
+  t.same((await post(socket, '/VolumeDriver.Mount', { Name: 'scratch', ID: 'c2' })).body, first)
+  t.ok(existsSync(join(disk, 'boot/web/scratch/left')), 'a second user while the first runs shares the data')
+  await post(socket, '/VolumeDriver.Unmount', { Name: 'scratch', ID: 'c1' })
+  await post(socket, '/VolumeDriver.Unmount', { Name: 'scratch', ID: 'c2' })
+  t.ok(existsSync(join(disk, 'boot/web/scratch/left')), 'data stays on the disk between starts')
+  await post(socket, '/VolumeDriver.Mount', { Name: 'scratch', ID: 'c3' })
+  t.same(readdirSync(join(disk, 'boot/web/scratch')), [], 'the next first user starts with it empty')
 })
