@@ -1,14 +1,14 @@
 // A disk session for the CLI: device.json validated, a context for real runs or plans.
 import { join, resolve } from 'node:path'
 import { InvalidInputError } from '../config/problems.js'
-import { checkDeviceFile } from '../config/state.js'
+import { requireStateDevice } from '../config/state.js'
 import { ProcessRunner, RecordingRunner } from '../host/run.js'
 import { liveKernel, type DiskContext } from '../disks/context.js'
 import { disksDown, disksStatus, disksUp, selectDisks } from '../disks/engine.js'
 import type { DiskEntry } from '../config/check-device.js'
 
 export const diskSession = async (opts: { state: string, root: string }, planning: boolean) => {
-  const { device, disks } = await checkDeviceFile(join(opts.state, 'device.json'))
+  const { device, disks } = await requireStateDevice(opts.state)
   const errors = device.problems.list.filter(p => p.severity === 'error')
   if (errors.length > 0) throw new InvalidInputError(`${device.file}: ${errors.length} error${errors.length === 1 ? '' : 's'}; nothing done`, device.problems.list)
   const recorder = planning ? new RecordingRunner({ planning: true }) : undefined

@@ -4,14 +4,15 @@
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../host/atomic-write.js'
-import type { Storage } from './check-app.js'
+import { sameStorage, type Storage } from './check-app.js'
+import { DEFAULT_STYLE, styleOf, stringifyInStyle } from './json-style.js'
 import { emptyDiskIndex } from './check-device.js'
 import { PvdiskError } from '../errors.js'
 import type { Json } from './json-source.js'
 import { nameError } from './path-rules.js'
 import { FileProblems, InvalidInputError, sortProblems, type Problem } from './problems.js'
 import { readJsonFile } from './read-json-file.js'
-import { RUN_SPEC, checkApp, checkDeviceFile } from './state.js'
+import { RUN_SPEC, checkApp, checkStateDevice } from './state.js'
 
 export interface InstallResult {
   app: string
@@ -23,10 +24,6 @@ export interface InstallResult {
 }
 
 const lstatOrUndefined = (p: string) => fs.lstat(p).catch(() => undefined)
-
-const indentOf = (text: string): string => /\n([ \t]+)"/.exec(text)?.[1] ?? '\t'
-
-const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
 
 const readExistingRun = async (file: string): Promise<{ value: { [k: string]: Json }, text: string, mode: number } | undefined> => {
   const st = await lstatOrUndefined(file)
@@ -54,8 +51,7 @@ export const installApp = async (stateDir: string, app: string, opts: { dryRun?:
     throw new PvdiskError('ESTATE', `${dir}: ${st?.isSymbolicLink() ? 'is a symbolic link, not an app directory' : st ? 'is not a directory' : 'no such app directory'}`,
       ['give the name of an app directory that holds src.json'])
   }
-  const devicePath = join(stateDir, 'device.json')
-  const deviceResult = (await lstatOrUndefined(devicePath)) ? await checkDeviceFile(devicePath) : undefined
+  const deviceResult = await checkStateDevice(stateDir)
   const disks = deviceResult?.disks ?? emptyDiskIndex()
   const checked = await checkApp(stateDir, app, disks)
   if (!checked?.src) throw new PvdiskError('ESTATE', `${join(dir, 'src.json')}: file not found`, ['app install needs <app>/src.json'])
@@ -68,11 +64,11 @@ export const installApp = async (stateDir: string, app: string, opts: { dryRun?:
   const file = join(dir, 'run.json')
   const existing = await readExistingRun(file)
   const result: InstallResult = { app, file, changed: false, dryRun: opts.dryRun === true, storage, warnings: problems }
-  if (existing && sameJson(existing.value.storage, storage)) return result
+  if (existing && sameStorage(existing.value.storage, storage)) return result // as validate judges it: order and style do not count
   const next: { [k: string]: unknown } = existing ? { ...existing.value, storage } : { '#spec': RUN_SPEC, name: app, storage }
   result.changed = true
   if (opts.dryRun) return result
-  const text = JSON.stringify(next, null, existing ? indentOf(existing.text) : '\t') + '\n'
+  const text = stringifyInStyle(next, existing ? styleOf(existing.text, existing.value) : DEFAULT_STYLE)
   await writeFileAtomic(file, text, existing?.mode ?? 0o644)
   return result
 }

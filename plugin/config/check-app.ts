@@ -136,7 +136,8 @@ export const checkSrc = (data: Json, disks: DiskIndex | undefined, problems: Fil
   return { storage, keys }
 }
 
-const sameStorage = (a: Json | undefined, b: Storage): boolean => {
+/** the same volumes with the same persistence and disk, in whatever order and style: "already right" for validate and app install alike */
+export const sameStorage = (a: Json | undefined, b: Storage): boolean => {
   if (!isJsonObject(a)) return false
   const keys = Object.keys(b)
   if (Object.keys(a).length !== keys.length) return false
@@ -145,6 +146,27 @@ const sameStorage = (a: Json | undefined, b: Storage): boolean => {
     const y = b[k]
     return isJsonObject(x) && y !== undefined && x.persistence === y.persistence && x.disk === y.disk && Object.keys(x).length === Object.keys(y).length
   })
+}
+
+/**
+ * pvr before late 2021 read the image config itself and recorded no docker_config in
+ * src.json: the image's volumes (plain permanent, "docker-..." names) are then known only
+ * from the run.json pvr wrote. They are kept, with a warning, instead of silently dropped.
+ */
+export const keepImageVolumes = (src: Json, run: Json | undefined, planned: Storage, problems: FileProblems): Storage => {
+  if (!isJsonObject(src) || 'docker_config' in src || !isJsonObject(run) || !isJsonObject(run.storage)) return planned
+  if (isJsonObject(src.config) && src.config.Volumes !== undefined && src.config.Volumes !== null) return planned
+  const kept = Object.entries(run.storage)
+    .filter(([name, v]) => !(name in planned) && name.startsWith('docker-') && isJsonObject(v) && v.persistence === 'permanent' && v.disk === undefined)
+    .map(([name]) => name).sort()
+  if (kept.length === 0) return planned
+  problems.warn('image-volumes-kept', '', `records no docker_config (pvr before late 2021 read the image config itself), so the image's volumes are known only from run.json: kept ${kept.join(', ')}`,
+    'record the image config in src.json (pvr app update does) so that its volumes are known; remove a kept volume from run.json to drop it')
+  const out: Storage = {}
+  for (const [name, v] of Object.entries(planned)) if (name !== LXC_OVERLAY) out[name] = v
+  for (const name of kept) out[name] = { persistence: 'permanent' }
+  out[LXC_OVERLAY] = planned[LXC_OVERLAY] ?? { persistence: 'boot' }
+  return out
 }
 
 export const checkRun = (data: Json, disks: DiskIndex | undefined, problems: FileProblems, fromSrc?: Storage): void => {

@@ -85,8 +85,9 @@ const checkDisk = (disk: { [key: string]: Json }, at: string, array: DiskArray, 
       else {
         entry.crypt = parsed.value
         if (type === 'dm-crypt-caam' && !parsed.value.v2) {
-          problems.error('caam-needs-v2', `${at}/path`, 'dm-crypt-caam paths need the "-v2 " prefix',
-            `write "-v2 ${path}" (Pantavisor's crypt script refuses CAAM paths without it)`)
+          problems.error('caam-needs-v2', `${at}/path`, 'dm-crypt-caam paths need the "-v2 " prefix: Pantavisor 028 and later refuse the disk without it',
+            `for 028 and later write "-v2 ${path}" (with "mode": "nxp" for a disk that 027 or older made: the same key files). ` +
+            '027 and older took the path without the prefix, and cannot mount a "-v2 " path (that is what it is for): a device that must boot both needs one device.json per version')
         }
       }
     }
@@ -211,7 +212,7 @@ export const checkDevice = (data: Json, problems: FileProblems): DiskIndex => {
     const list = data[array]
     if (!Array.isArray(list)) continue
     if (list.length === 0) {
-      problems.warn('disks-empty', `/${array}`, `"${array}" is empty, which Pantavisor treats as a parse error`, `remove "${array}" or declare a disk in it`)
+      problems.error('disks-empty', `/${array}`, `"${array}" is empty: Pantavisor refuses such a state ("empty disks array", "cannot parse disks")`, `remove "${array}" or declare a disk in it`)
     }
     list.forEach((disk, i) => {
       const at = `/${array}/${i}`

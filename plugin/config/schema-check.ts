@@ -27,7 +27,9 @@ const jsonType = (v: Json | undefined): string =>
 
 const requiredHints: Record<string, string> = {
   path: 'crypt disks need "path": "<absolute image path>,<size in MiB>,<key name>"; directory disks need the directory',
-  mode: 'add "mode": "nxp" (NXP vendor kernel) or "mainline" (kernel trusted keys)',
+  mode: 'Pantavisor 027 and older have no "mode" and always use the NXP scheme (caam-keygen black blobs, the DCP tool); 028 and later refuse ' +
+    'the disk without one. For a disk that 027 or older made, write "mode": "nxp" (the same key files; 027 ignores the field); write "mainline" ' +
+    '(kernel trusted keys) only for a new disk or one made with trusted keys',
   provision: 'add "provision": "zram", "file" or a block device',
   format: 'add "format": "ext4"',
   mount_target: 'add "mount_target" with the absolute mount point',

@@ -6,8 +6,8 @@
 // Loading and validating a state directory (device.json at its root, <app>/src.json and
 // <app>/run.json) or single files. All problems are collected; nothing is written.
 import { promises as fs, lstatSync } from 'node:fs'
-import { basename, join } from 'node:path'
-import { checkRun, checkSrc, checkStorage, type PlannedStorage, type Storage } from './check-app.js'
+import { basename, dirname, join } from 'node:path'
+import { checkRun, checkSrc, checkStorage, keepImageVolumes, type PlannedStorage, type Storage } from './check-app.js'
 import { checkDevice, emptyDiskIndex, type DiskIndex } from './check-device.js'
 import type { DeviceJson, RunJson, SrcJson } from './generated/schema-types.js'
 import { isJsonObject, type Json } from './json-source.js'
@@ -15,6 +15,7 @@ import { nameError } from './path-rules.js'
 import { FileProblems, sortProblems, type Problem } from './problems.js'
 import { readJsonFile } from './read-json-file.js'
 import { checkSchema, type FileKind, type KindData } from './schema-check.js'
+import { LEGACY_FILES, isLegacyFile, readLegacyDevice, type LegacyFile } from './legacy-device.js'
 
 export const SRC_SPEC = 'service-manifest-src@1'
 export const RUN_SPEC = 'service-manifest-run@1'
@@ -71,6 +72,33 @@ const checkDeviceChecked = (device: CheckedFile<'device'>): { device: CheckedFil
 export const checkDeviceFile = async (file: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex }> =>
   checkDeviceChecked(await readChecked('device', file))
 
+const legacyFilesIn = (stateDir: string): LegacyFile[] => (Object.keys(LEGACY_FILES) as LegacyFile[]).filter(n => exists(join(stateDir, n)))
+
+/**
+ * A state's device: its device.json, else the legacy disks.json, disks_v3.json and
+ * groups.json at its root, as Pantavisor reads them; undefined when it has none of these.
+ */
+export const checkStateDevice = async (stateDir: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex } | undefined> => {
+  const legacy = legacyFilesIn(stateDir)
+  const devicePath = join(stateDir, 'device.json')
+  if (exists(devicePath)) {
+    const result = await checkDeviceFile(devicePath)
+    for (const name of legacy) {
+      const ignored = new FileProblems(join(stateDir, name))
+      ignored.warn('legacy-file-ignored', '', 'is ignored: the state has a device.json (Pantavisor ignores it too)', `move what it declares into device.json "${LEGACY_FILES[name]}", then remove ${name}`)
+      result.device.problems.list.push(...ignored.list)
+    }
+    return result
+  }
+  if (legacy.length === 0) return undefined
+  const { file, raw, problems } = readLegacyDevice(stateDir, legacy)
+  return checkDeviceChecked(checkedFrom('device', file, problems, raw))
+}
+
+/** for commands that need disks: the state's device, or device.json's own "cannot read" problem */
+export const requireStateDevice = async (stateDir: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex }> =>
+  (await checkStateDevice(stateDir)) ?? checkDeviceFile(join(stateDir, 'device.json'))
+
 const specOf = (raw: Json | undefined): unknown => (isJsonObject(raw) ? raw['#spec'] : undefined)
 
 /** checks one app directory against the device's disks */
@@ -97,6 +125,7 @@ export const checkApp = async (stateDir: string, name: string, disks: DiskIndex 
     const run = await readChecked('run', join(dir, 'run.json'))
     if (!hasSrc && name === 'bsp') return undefined
     app.run = run
+    if (app.storage && app.src?.raw !== undefined) app.storage = keepImageVolumes(app.src.raw, run.raw, app.storage, app.src.problems)
     if (run.raw !== undefined) checkRun(run.raw, disks, run.problems, app.storage)
   }
   return app
@@ -131,9 +160,8 @@ export const loadState = async (dir: string): Promise<LoadedState> => {
     top.error('state-not-found', '', st ? 'is not a directory' : 'does not exist', 'give the state directory (a pvr checkout) with --state or as PATH')
     return { dir, disks: emptyDiskIndex(), apps: [], problems: top.list }
   }
-  const devicePath = join(dir, 'device.json')
   const [deviceResult, names] = await Promise.all([
-    exists(devicePath) ? checkDeviceFile(devicePath) : undefined,
+    checkStateDevice(dir),
     listApps(dir, top).catch(e => {
       top.error('state-unreadable', '', `cannot list the directory: ${(e as Error).message}`, 'check its permissions')
       return []
@@ -143,7 +171,7 @@ export const loadState = async (dir: string): Promise<LoadedState> => {
   const apps = (await Promise.all(names.map(n => checkApp(dir, n, disks)))).filter((a): a is AppState => a !== undefined)
   if (!deviceResult) {
     if (apps.length === 0) {
-      top.error('state-empty', '', 'has no device.json and no <app>/src.json or <app>/run.json', 'is this a state directory (a pvr checkout)?')
+      top.error('state-empty', '', 'has no device.json (nor disks.json or groups.json) and no <app>/src.json or <app>/run.json', 'is this a state directory (a pvr checkout)?')
     } else {
       top.warn('device-json-missing', '', 'has no device.json, so no disks are declared', 'create device.json at the root of the state')
     }
@@ -172,6 +200,11 @@ const kindOfFile = (file: string, raw: Json | undefined): FileKind | undefined =
 
 /** validates one file on its own (disk references are not resolved); the file is read once */
 export const validateFile = async (file: string): Promise<Problem[]> => {
+  const name = basename(file)
+  if (isLegacyFile(name)) {
+    const legacy = readLegacyDevice(dirname(file), [name])
+    return checkDeviceChecked(checkedFrom('device', legacy.file, legacy.problems, legacy.raw)).device.problems.list
+  }
   const problems = new FileProblems(file)
   const parsed = await readJsonFile(file, problems)
   if (!parsed) return problems.list

@@ -121,7 +121,7 @@ t.test('images and keys never shared', async t => {
 
 t.test('missing groups, empty arrays, typos, ignored fields', async t => {
   sameSet(t, check({ disks: [versatile('a')] }).list, ['W groups-missing '])
-  sameSet(t, check(device([])).list, ['W disks-empty /disks'])
+  sameSet(t, check(device([])).list, ['E disks-empty /disks'])
   sameSet(t, check(device([{ name: 'a', type: 'swap-disk', provision: 'zram', provision_ops: 'disksize=1M' }])).list,
     ['W disk-not-provisioned /disks/0', 'W unknown-key /disks/0/provision_ops'])
   sameSet(t, check({ groups: [], disk: [] }).list, ['W unknown-key /disk'])

@@ -268,25 +268,25 @@ docker_platform?: string
  */
 docker_config?: {
 /**
- * Command and arguments.
+ * Command and arguments; null (as Docker writes it) means not set.
  */
-Cmd?: (string[] | string)
+Cmd?: (string[] | string | null)
 /**
- * Entrypoint and its arguments.
+ * Entrypoint and its arguments; null (as Docker writes it) means not set.
  */
-Entrypoint?: (string[] | string)
+Entrypoint?: (string[] | string | null)
 /**
- * Environment, as NAME=value strings.
+ * Environment, as NAME=value strings; null (as Docker writes it) means not set.
  */
-Env?: string[]
+Env?: (string[] | null)
 /**
- * Absolute working directory.
+ * Absolute working directory; null (as Docker writes it) means not set.
  */
-WorkingDir?: string
+WorkingDir?: (string | null)
 /**
- * User (and group) to run as.
+ * User (and group) to run as; null (as Docker writes it) means not set.
  */
-User?: string
+User?: (string | null)
 /**
  * Image volumes: each path is persisted as permanent unless persistence says otherwise.
  */
@@ -306,25 +306,25 @@ Labels?: ({
  */
 config?: {
 /**
- * Command and arguments.
+ * Command and arguments; null means not set.
  */
-Cmd?: (string[] | string)
+Cmd?: (string[] | string | null)
 /**
- * Entrypoint and its arguments.
+ * Entrypoint and its arguments; null means not set.
  */
-Entrypoint?: (string[] | string)
+Entrypoint?: (string[] | string | null)
 /**
- * Environment, as NAME=value strings.
+ * Environment, as NAME=value strings; null means not set.
  */
-Env?: string[]
+Env?: (string[] | null)
 /**
- * Absolute working directory.
+ * Absolute working directory; null means not set.
  */
-WorkingDir?: string
+WorkingDir?: (string | null)
 /**
- * User (and group) to run as.
+ * User (and group) to run as; null means not set.
  */
-User?: string
+User?: (string | null)
 /**
  * Image volumes: each path is persisted as permanent unless persistence says otherwise.
  */

@@ -16,7 +16,7 @@ import { mountAt, parseMountinfo } from '../../host/kernel.js'
 import { backendFor, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
 import { PvdiskError } from '../../errors.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
-import { checkApp, checkDeviceFile } from '../../config/state.js'
+import { checkApp, requireStateDevice } from '../../config/state.js'
 import { nameError } from '../../config/path-rules.js'
 import { appVolumes, currentRevision, emptyBootVolume, mkdirBelow, prepareVolume } from '../../volumes/volumes.js'
 import { writeFileAtomic } from '../../host/atomic-write.js'
@@ -61,7 +61,7 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
   // device.json and this app only: a hook must not pay for every other app of the state
   const bad = nameError(appName, 'app')
   if (bad) throw new PvdiskError('EUSAGE', `io.pvdisk.app ${JSON.stringify(appName)}: ${bad.message}`)
-  const { device, disks: index } = await checkDeviceFile(join(stateDir, 'device.json'))
+  const { device, disks: index } = await requireStateDevice(stateDir)
   const app = await checkApp(stateDir, appName, index)
   const problems = [...device.problems.list, ...(app?.src?.problems.list ?? []), ...(app?.run?.problems.list ?? [])]
   const errors = problems.filter(p => p.severity === 'error')

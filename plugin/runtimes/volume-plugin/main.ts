@@ -7,7 +7,7 @@ import { startJobs, type Log } from '../../caretaker/schedules.js'
 import { hostPath, liveKernel, type DiskContext } from '../../disks/context.js'
 import { ProcessRunner } from '../../host/run.js'
 import { startServer } from './server.js'
-import { checkDeviceFile, loadState } from '../../config/state.js'
+import { loadState, requireStateDevice } from '../../config/state.js'
 import { VolumeDriver } from './driver.js'
 import { currentRevision } from '../../volumes/volumes.js'
 
@@ -38,7 +38,7 @@ export const runPlugin = async (opts: PluginOptions): Promise<void> => {
     ...(opts.usageCron !== undefined ? { usage: opts.usageCron } : {}), ...(opts.gcCron !== undefined ? { gc: opts.gcCron } : {}),
     ...(opts.healthCron !== undefined ? { health: opts.healthCron } : {}), ...(opts.metricsDir !== undefined ? { metricsDir: opts.metricsDir } : {}),
   })
-  const { device, disks } = await checkDeviceFile(join(opts.state, 'device.json'))
+  const { device, disks } = await requireStateDevice(opts.state)
   const errors = device.problems.list.filter(p => p.severity === 'error')
   if (errors.length > 0) throw new InvalidInputError(`${device.file}: ${errors.length} error(s); not serving`, device.problems.list)
   const revision = currentRevision(opts.revision)
