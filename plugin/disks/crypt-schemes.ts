@@ -46,10 +46,13 @@ const writeNewKey = async (ctx: DiskContext, file: string): Promise<void> => {
   ctx.log(`created key ${file} from ${source}`)
 }
 
-const cryptsetupPlain = (ctx: DiskContext, cipher: string, keyFileArg: string, loop: string, dm: string, input?: Uint8Array) =>
+/** plain dm-crypt with a 256-bit key from a key file, or (key given) the same 32 bytes raw on stdin */
+const cryptsetupPlain = (ctx: DiskContext, cipher: string, loop: string, dm: string, key: { file: string } | { bytes: Uint8Array }) =>
   ctx.runner.run({
-    argv: ['cryptsetup', 'open', '--type', 'plain', '-s', '256', '-c', cipher, `--key-file=${keyFileArg}`, '--', loop, dm],
-    ...(input ? { input, secretInput: true } : {}),
+    argv: ['cryptsetup', 'open', '--type', 'plain', '-s', '256', '-c', cipher,
+      // from a file cryptsetup takes the bytes raw; from stdin it would hash them, unless told --hash plain
+      ...('file' in key ? [`--key-file=${key.file}`] : ['--hash', 'plain', '--key-file=-', '--keyfile-size', '32']), '--', loop, dm],
+    ...('bytes' in key ? { input: key.bytes, secretInput: true } : {}),
   })
 
 const dmCreate = (ctx: DiskContext, dm: string, table: string) =>
@@ -77,7 +80,7 @@ export const versatile: CryptScheme = {
   keyFile: ref => join(ref.dir, `${ref.keyName}.txt`),
   createKey: (ctx, ref) => writeNewKey(ctx, versatile.keyFile(ref)),
   open: async (ctx, ref, loop, dm) => {
-    await cryptsetupPlain(ctx, 'aes-cbc-essiv:sha256', versatile.keyFile(ref), loop, dm)
+    await cryptsetupPlain(ctx, 'aes-cbc-essiv:sha256', loop, dm, { file: versatile.keyFile(ref) })
   },
   close: async (ctx, _ref, dm) => {
     await ctx.runner.run({ argv: ['cryptsetup', 'close', '--', dm] })
@@ -96,7 +99,7 @@ const caamKeygen = async (ctx: DiskContext, ref: CryptKeyRef, args: string[], pr
   if (ctx.runner.planning) return
   const size = statSync(produces, { throwIfNoEntry: false })?.size ?? 0
   if (size === 0) {
-    const said = (r.stdout + r.stderr).trim().split('\n').filter(Boolean).slice(-3)
+    const said = (r.stdout + r.stderr).trim().split('\n').filter(Boolean).slice(0, 2) // its error comes first, then its usage text
     throw new PvdiskError('ECOMMAND', `caam-keygen ${args[0]} produced no ${produces} (it exits 0 even when it fails)`,
       [...said.map(l => `caam-keygen: ${l}`), 'is /dev/caam-keygen there (CAAM enabled in the kernel), and is the blob readable?'])
   }
@@ -172,10 +175,10 @@ const trustedScheme = (label: string, cipher: string): CryptScheme => {
 export const caamMainline = trustedScheme('caam mainline', 'capi:cbc(aes)-plain64')
 
 /**
- * The DCP tool's decrypted key, opened as Pantavisor does: cryptsetup reads a key *file*
- * raw (Pantavisor writes a mktemp file), whereas --key-file=- would hash what it reads.
- * pvdisk hands cryptsetup the same bytes through /proc/self/fd/0, a key file that is its
- * stdin, so the key never touches a disk and never becomes a string.
+ * The DCP tool's decrypted key, opened as Pantavisor does: it writes the key to a mktemp
+ * file, which cryptsetup reads raw. pvdisk gives cryptsetup the same 32 bytes on stdin with
+ * --hash plain (without it plain mode would hash them, ripemd160 by default), so the key
+ * never touches a disk and never becomes a string; the live dm table key is the same.
  */
 const openWithGreyBlob = async (ctx: DiskContext, blob: string, loop: string, dm: string): Promise<void> => {
   const decrypted = await ctx.runner.run({ argv: [dcpTool(), 'decrypt', blob], binaryOutput: true })
@@ -185,7 +188,7 @@ const openWithGreyBlob = async (ctx: DiskContext, blob: string, loop: string, dm
       throw new PvdiskError('ECOMMAND', `${dcpTool()} decrypt ${blob} gave ${key.length} bytes, not a 32-byte key`,
         ['is the grey blob intact, and is this the board that made it?'])
     }
-    await cryptsetupPlain(ctx, ctx.cipherOverride ?? 'capi:cbc(aes)-essiv:sha256', '/proc/self/fd/0', loop, dm, key)
+    await cryptsetupPlain(ctx, ctx.cipherOverride ?? 'capi:cbc(aes)-essiv:sha256', loop, dm, { bytes: key })
   } finally {
     key.fill(0)
   }

@@ -130,8 +130,8 @@ t.test('dcp nxp: grey blob made and read by the DCP tool, key on stdin', async t
   t.ok(runner.lines.includes(`# rename ${root}/storage/c/key.new to ${root}/storage/c/key`))
   t.ok(c.some(x => x.argv.join(' ') === `x--pv-dcp-tool decrypt ${root}/storage/c/key`))
   const open = c.find(x => x.argv[0] === 'cryptsetup')
-  t.same(open?.argv.slice(0, 9), ['cryptsetup', 'open', '--type', 'plain', '-s', '256', '-c', 'capi:cbc(aes)-essiv:sha256', '--key-file=/proc/self/fd/0'],
-    'a key *file* (its stdin), read raw as Pantavisor\'s mktemp file is; --key-file=- would hash it')
+  t.same(open?.argv.slice(0, 13), ['cryptsetup', 'open', '--type', 'plain', '-s', '256', '-c', 'capi:cbc(aes)-essiv:sha256', '--hash', 'plain', '--key-file=-', '--keyfile-size', '32'],
+    'the 32 bytes on stdin taken raw (--hash plain), as Pantavisor\'s key file is; without it plain mode hashes stdin')
   t.equal(open?.input, '<secret>')
   t.ok(runner.lines.includes(`# chmod 0600 ${root}/storage/c/key.new`), 'the grey blob is not world-readable')
 })
@@ -153,7 +153,7 @@ t.test('dcp mainline on a disk made in nxp mode (no .bb yet): the NXP grey blob 
   t.same(runner.argvs.slice(0, 3), [
     ['losetup', '--find', '--show', '--', `${root}/storage/c/disk.img`],
     ['x--pv-dcp-tool', 'decrypt', `${root}/storage/c/key`],
-    ['cryptsetup', 'open', '--type', 'plain', '-s', '256', '-c', 'capi:cbc(aes)-essiv:sha256', '--key-file=/proc/self/fd/0', '--', '$LOOP', dm],
+    ['cryptsetup', 'open', '--type', 'plain', '-s', '256', '-c', 'capi:cbc(aes)-essiv:sha256', '--hash', 'plain', '--key-file=-', '--keyfile-size', '32', '--', '$LOOP', dm],
   ])
   t.notOk(runner.argvs.some(a => a[0] === 'keyctl'), 'no trusted key involved')
 })
