@@ -20,15 +20,17 @@ export const closest = (word: string, candidates: Iterable<string>): string | un
   let best: string | undefined
   let bestScore = Infinity
   const lower = word.toLowerCase()
+  // close enough: at most a third of the word wrong; very short words only by case
+  const allowed = word.length <= 2 ? 0 : Math.max(1, Math.floor(word.length / 3))
   for (const c of candidates) {
+    // the distance is at least the difference in length: a hopeless candidate costs nothing
+    if (Math.abs(c.length - word.length) > Math.min(allowed, bestScore)) continue
     const score = distance(lower, c.toLowerCase())
     if (score < bestScore) {
       best = c
       bestScore = score
     }
   }
-  // close enough: at most a third of the word wrong; very short words only by case
-  const allowed = word.length <= 2 ? 0 : Math.max(1, Math.floor(word.length / 3))
   return best !== undefined && bestScore <= allowed ? best : undefined
 }
 
