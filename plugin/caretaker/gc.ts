@@ -30,7 +30,7 @@ export interface GcItem {
   path: string
   kind: 'revision' | 'orphan'
   bytes: number
-  action: 'removed' | 'would remove' | 'kept: in use' | 'kept: grace period' | 'skipped: not a directory'
+  action: 'removed' | 'would remove' | 'kept: in use' | 'kept: grace period' | 'skipped: not a directory' | 'skipped: a symbolic link, not followed'
 }
 
 /** the mount tables of every mount namespace on the machine, once each */
@@ -87,7 +87,16 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
     return true
   }
 
-  const candidates = bases.flatMap(base => subdirs(join(base, 'rev')).filter(r => r !== opts.revision)
+  // below a disk's root nothing is followed: a rev or perm that is a link (to anywhere) is reported, never listed
+  const below = (base: string, dir: 'rev' | 'perm'): string[] => {
+    const st = lstatSync(join(base, dir), { throwIfNoEntry: false })
+    if (st && !st.isDirectory()) {
+      items.push({ path: join(base, dir), kind: dir === 'rev' ? 'revision' : 'orphan', bytes: 0, action: `skipped: ${st.isSymbolicLink() ? 'a symbolic link, not followed' : 'not a directory'}` })
+      return []
+    }
+    return subdirs(join(base, dir))
+  }
+  const candidates = bases.flatMap(base => below(base, 'rev').filter(r => r !== opts.revision)
     .map(r => ({ path: join(base, 'rev', r), mtime: lstatSync(join(base, 'rev', r)).mtimeMs }))
     .sort((a, b) => b.mtime - a.mtime).slice(opts.keep).map(c => c.path))
   candidates.forEach((path, i) => {
@@ -105,7 +114,7 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
     }
     const next: Record<string, number> = {}
     for (const base of bases) {
-      for (const app of subdirs(join(base, 'perm')).filter(a => !opts.apps.includes(a))) {
+      for (const app of below(base, 'perm').filter(a => !opts.apps.includes(a))) {
         const path = join(base, 'perm', app)
         const since = absentSince[path] ?? now
         if (now - since < opts.graceDays * 86_400_000) {

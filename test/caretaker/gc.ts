@@ -70,6 +70,23 @@ t.test('revisions, links, dry run, orphans', async t => {
     t.equal(existsSync(join(disk, 'perm/gone-app')), false)
     t.ok(existsSync(join(disk, 'perm/web')), 'apps in the state keep their data')
     t.equal(pv('gc', '--keep', '-1').status, 2)
+
+    // a disk's rev or perm replaced by a link to elsewhere: gc lists nothing through it, removes nothing there
+    const { mkdirSync, renameSync } = await import('node:fs')
+    mkdirSync(join(dir, 'outside/rev/1/web'), { recursive: true })
+    writeFileSync(join(dir, 'outside/rev/1/web/data'), 'not the disk\'s')
+    mkdirSync(join(dir, 'outside/perm/other-app'), { recursive: true })
+    writeFileSync(join(dir, 'outside/perm/other-app/data'), 'not the disk\'s either')
+    renameSync(join(disk, 'rev'), join(disk, 'rev-aside'))
+    renameSync(join(disk, 'perm'), join(disk, 'perm-aside'))
+    symlinkSync(join(dir, 'outside/rev'), join(disk, 'rev'))
+    symlinkSync(join(dir, 'outside/perm'), join(disk, 'perm'))
+    const linked = pv('gc', '--revision', '9', '--keep', '0', '--prune-orphans', '--grace', '0')
+    t.equal(linked.status, 0, linked.stderr)
+    t.match(linked.stdout, /skipped: a symbolic link, not followed: .*dmcrypt\/data\/rev/)
+    t.match(linked.stdout, /skipped: a symbolic link, not followed: .*dmcrypt\/data\/perm/)
+    t.equal(readFileSync(join(dir, 'outside/rev/1/web/data'), 'utf8'), 'not the disk\'s', 'nothing outside the disk is removed through a linked rev')
+    t.equal(readFileSync(join(dir, 'outside/perm/other-app/data'), 'utf8'), 'not the disk\'s either', 'nor through a linked perm')
   } finally {
     unmountUnder(dir)
   }

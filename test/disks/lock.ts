@@ -32,3 +32,47 @@ t.test('a lock left by a dead process (kill -9) is taken over', async t => {
   ;(await acquireLock(dir, 'd', { timeoutMs: 300 })).release()
   t.pass()
 })
+
+t.test('a link or a directory at the lock path fails at once, clearly, and is never followed', async t => {
+  const { symlinkSync, mkdirSync, readFileSync } = await import('node:fs')
+  const dir = t.testdir({ elsewhere: 'not a lock' })
+  symlinkSync(join(dir, 'nowhere'), join(dir, 'dangling.lock'))
+  symlinkSync(join(dir, 'elsewhere'), join(dir, 'existing.lock'))
+  mkdirSync(join(dir, 'dir.lock'))
+  for (const [name, what] of [['dangling', 'a symbolic link'], ['existing', 'a symbolic link'], ['dir', 'a directory']] as const) {
+    const started = Date.now()
+    await t.rejects(acquireLock(dir, name, { timeoutMs: 10_000 }), { code: 'EDISK', message: new RegExp(`lock .*${name}\\.lock is ${what}; pvdisk never follows or replaces it`) })
+    t.ok(Date.now() - started < 2_000, `${name}: fails at once, no wait and no busy loop`)
+  }
+  t.equal(readFileSync(join(dir, 'elsewhere'), 'utf8'), 'not a lock', 'the link target is untouched')
+  t.equal(existsSync(join(dir, 'nowhere')), false, 'nothing is created through a dangling link')
+})
+
+t.test('an empty lock (its owner died between create and write, or ran out of space) is taken over after a grace period', async t => {
+  const { utimesSync } = await import('node:fs')
+  const dir = t.testdir({ 'd.lock': '' })
+  const old = new Date(Date.now() - 60_000)
+  utimesSync(join(dir, 'd.lock'), old, old)
+  ;(await acquireLock(dir, 'd', { timeoutMs: 1_000 })).release()
+  writeFileSync(join(dir, 'd.lock'), '')
+  await t.rejects(acquireLock(dir, 'd', { timeoutMs: 300 }), { code: 'ELOCKED' }, 'a fresh empty lock is an owner about to write')
+})
+
+t.test('no space for the lock: a clear error, and no empty lock left behind', async t => {
+  const { spawnSync } = await import('node:child_process')
+  const { readdirSync } = await import('node:fs')
+  if (process.getuid?.() !== 0) {
+    if (process.env.CI === 'true') t.fail('needs root under CI (a tmpfs to fill)')
+    return
+  }
+  const dir = t.testdir({ full: {} })
+  const mnt = join(dir, 'full')
+  t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'pvdisk-full', mnt]).status, 0)
+  try {
+    spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=4k'])
+    await t.rejects(acquireLock(mnt, 'd', { timeoutMs: 300 }), { code: 'EDISK', message: /cannot (create|write) the lock .*d\.lock: ENOSPC/ })
+    t.same(readdirSync(mnt), ['filler'], 'no empty lock file left')
+  } finally {
+    spawnSync('umount', [mnt])
+  }
+})
