@@ -2,12 +2,28 @@
 // anything else and never replaced; the image is prepared as <image>.new and renamed into
 // place only after mkfs; <key>.init_done is written last. Nothing that may hold data is
 // ever formatted.
-import { existsSync } from 'node:fs'
+import { existsSync, rmSync, statfsSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { createProgress } from '../host/progress.js'
-import { act } from './context.js'
+import { act, type DiskContext } from './context.js'
 import { fsyncPath, type CryptDevice } from './crypt-device.js'
 
 const MIB = 1024 * 1024
+
+const freeBytes = (dir: string): number | undefined => {
+  try {
+    const st = statfsSync(dir)
+    return st.bavail * st.bsize
+  } catch {
+    return undefined
+  }
+}
+
+/** <image>.new never held data: a half-made one goes */
+const removeHalfImage = (ctx: DiskContext, file: string): void => {
+  ctx.runner.note(`remove ${file}`)
+  if (!ctx.runner.planning) rmSync(file, { force: true })
+}
 
 /** a new image: space reserved, opened, formatted, renamed into place; returns the open loop */
 const createImage = async (dev: CryptDevice, progress: ReturnType<typeof createProgress> | undefined): Promise<string> => {
@@ -17,7 +33,21 @@ const createImage = async (dev: CryptDevice, progress: ReturnType<typeof createP
   try {
     await ctx.runner.run({ argv: ['fallocate', '--length', String(bytes), '--', fresh] })
   } catch (e) {
-    ctx.log(`warning: fallocate failed (${(e as Error).message}); the image will be sparse`)
+    // only a filesystem without fallocate gets a sparse image, and only when the space is there now;
+    // out of space (or any other failure) is an error: a sparse image on a full disk loses writes later
+    const said = [(e as Error).message, ...((e as { details?: string[] }).details ?? [])].join('\n')
+    const unsupported = /not supported/i.test(said)
+    if (!unsupported) {
+      removeHalfImage(ctx, fresh)
+      throw dev.fail(`cannot reserve ${dev.crypt.sizeMiB} MiB for ${fresh}: ${(e as Error).message}`, ['free space on that filesystem, or declare a smaller size; nothing was created'])
+    }
+    const free = freeBytes(dirname(fresh))
+    if (!ctx.runner.planning && free !== undefined && free < bytes) {
+      removeHalfImage(ctx, fresh)
+      throw dev.fail(`${dirname(fresh)} has ${Math.floor(free / MIB)} MiB free, less than the ${dev.crypt.sizeMiB} MiB the image needs (its filesystem cannot reserve space)`,
+        ['free space, or declare a smaller size; nothing was created'])
+    }
+    ctx.log(`warning: ${dirname(fresh)} cannot reserve space (fallocate not supported); the image is sparse, with ${free === undefined ? 'unknown' : `${Math.floor(free / MIB)} MiB`} free now`)
     await ctx.runner.run({ argv: ['truncate', '--size', String(bytes), '--', fresh] })
   }
   progress?.update(2, 'opening')

@@ -130,3 +130,23 @@ t.test('plan and --dry-run print commands and change nothing', async t => {
   t.equal(dry.stdout, plan.stdout)
   t.same(readdirSync(join(dir, 'root')), [])
 })
+
+t.test('a crypt image that does not fit: first init stops before anything is made, with a clear error and valid --json', async t => {
+  if (!requirePrereq(t, isRoot(), 'mounting a small tmpfs needs root')) return
+  const dir = t.testdir({
+    state: { 'device.json': json({ groups: [], disks: [{ name: 'sec', type: 'dm-crypt-versatile', path: '/storage/c/disk.img,8,key' }] }) },
+    root: { storage: { c: {} } },
+  })
+  const small = join(dir, 'root/storage/c')
+  t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'pvdisk-small', small]).status, 0)
+  try {
+    const r = run(['disk', 'up', '--json', '--state', join(dir, 'state'), '--root', join(dir, 'root')])
+    t.equal(r.status, 1, r.stderr)
+    const out = JSON.parse(r.stdout) as { ok: boolean, error: { code: string, message: string } }
+    t.match(out, { ok: false, error: { code: 'EDISK', message: /cannot reserve 8 MiB for .*disk\.img\.new: .*No space left on device/ } })
+    t.same(readdirSync(small).sort(), ['key.txt'], 'no image and no half image: only the key, which a retry reuses')
+    t.equal(existsSync(join(small, 'key.init_done')), false)
+  } finally {
+    spawnSync('umount', [small])
+  }
+})

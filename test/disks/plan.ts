@@ -210,3 +210,18 @@ t.test('an initialised image whose key is gone is refused before any command', a
   const s3 = setup(noImage, [crypt('dm-crypt-versatile')])
   await t.rejects(disksUp(s3.ctx, s3.disks), { code: 'EDISK', message: /image.* is missing|is missing/ })
 })
+
+t.test('a filesystem without fallocate gets a sparse image only when the space is there now', async t => {
+  const root = t.testdir({})
+  const unsupported = (c: { argv: readonly string[] }) => (c.argv[0] === 'fallocate' ? { code: 1, stderr: 'fallocate: fallocate failed: Operation not supported\n' } : undefined)
+  const big = setup(root, [{ name: 'sec', type: 'dm-crypt-versatile', path: '/storage/c/disk.img,99999999,key' }])
+  const runner = new RecordingRunner({ planning: false, respond: unsupported })
+  const messages: string[] = []
+  await t.rejects(disksUp({ root, runner, kernel: noKernel, log: m => messages.push(m) }, big.disks), { code: 'EDISK', message: /MiB free, less than the 99999999 MiB the image needs \(its filesystem cannot reserve space\)/ })
+  t.notOk(runner.argvs.some(a => a[0] === 'truncate' || a[0] === 'losetup'), 'no sparse image, nothing opened')
+  const small = setup(root, [{ name: 'sec', type: 'dm-crypt-versatile', path: '/storage/c/disk.img,8,key' }])
+  const ok = new RecordingRunner({ planning: false, respond: c => unsupported(c) ?? (c.argv[0] === 'losetup' ? { stdout: '/dev/loop9\n' } : undefined) })
+  await disksUp({ root, runner: ok, kernel: noKernel, log: m => messages.push(m) }, small.disks).catch(() => undefined)
+  t.ok(ok.argvs.some(a => a.join(' ') === `truncate --size 8388608 -- ${root}/storage/c/disk.img.new`), 'with room: a sparse image')
+  t.ok(messages.some(m => /cannot reserve space \(fallocate not supported\); the image is sparse, with \d+ MiB free now/.test(m)), 'and a warning that says so')
+})
