@@ -1,5 +1,5 @@
 // A disk session for the CLI: device.json validated, a context for real runs or plans.
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { InvalidInputError } from '../config/problems.js'
 import { requireStateDevice } from '../config/state.js'
 import { ProcessRunner, RecordingRunner } from '../host/run.js'

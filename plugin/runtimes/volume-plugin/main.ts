@@ -1,6 +1,6 @@
 // The long-running side of `pvdisk serve`: the volume driver on its socket, the scheduled
 // jobs, and a clean stop (SIGTERM/SIGINT: stop the jobs, finish requests in flight, exit 0).
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { InvalidInputError } from '../../config/problems.js'
 import { loadConfig } from '../../caretaker/config.js'
 import { startJobs, type Log } from '../../caretaker/schedules.js'
