@@ -1,6 +1,6 @@
 // What the plugin remembers: its volumes and, per volume, the caller IDs that have it
 // mounted. Written atomically after every change, so it survives a plugin restart.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../../host/atomic-write.js'
 import type { PersistenceType } from '../../config/persistence.js'
@@ -19,8 +19,37 @@ export interface DriverState {
   volumes: Record<string, DriverVolume>
 }
 
-export const loadDriverState = (file: string): DriverState =>
-  existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as DriverState : { volumes: {} }
+const isRecord = (v: unknown): v is DriverVolume => {
+  const r = v as Partial<DriverVolume> | null
+  return typeof r === 'object' && r !== null && typeof r.name === 'string' && typeof r.app === 'string' &&
+    ['permanent', 'revision', 'boot'].includes(r.persistence ?? '') && (r.disk === undefined || typeof r.disk === 'string') &&
+    Array.isArray(r.mountedBy) && r.mountedBy.every(id => typeof id === 'string') && typeof r.createdAt === 'string'
+}
+
+/**
+ * The state as saved. A file that does not parse is moved aside (<file>.damaged-<time>),
+ * never overwritten, and the plugin starts from what is left; a record that is not a volume
+ * is dropped. Each such repair is reported through warn.
+ */
+export const loadDriverState = (file: string, warn: (message: string) => void = () => undefined): DriverState => {
+  if (!existsSync(file)) return { volumes: {} }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (e) {
+    const aside = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`
+    renameSync(file, aside)
+    warn(`${file} is damaged (${(e as Error).message}); moved to ${aside}, starting with no volumes: Docker's volumes of driver pvdisk must be created again`)
+    return { volumes: {} }
+  }
+  const volumes = (parsed as { volumes?: unknown } | null)?.volumes
+  const out: DriverState = { volumes: {} }
+  for (const [name, v] of Object.entries(typeof volumes === 'object' && volumes !== null ? volumes : {})) {
+    if (isRecord(v) && v.name === name) out.volumes[name] = v
+    else warn(`${file}: dropped the record of "${name}", which is not a volume record`)
+  }
+  return out
+}
 
 export const saveDriverState = async (file: string, state: DriverState): Promise<void> => {
   mkdirSync(join(file, '..'), { recursive: true, mode: 0o700 })

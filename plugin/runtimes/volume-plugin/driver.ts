@@ -36,7 +36,12 @@ export class VolumeDriver {
   constructor(opts: DriverOptions) {
     this.opts = opts
     this.env = { ctx: opts.ctx, disks: opts.disks, revision: opts.revision }
-    this.state = loadDriverState(opts.stateFile)
+    this.state = loadDriverState(opts.stateFile, m => opts.ctx.log(`warning: ${m}`))
+    // records name their disk canonically (an alias was recorded before): the disk's mount point is then found
+    for (const v of Object.values(this.state.volumes)) {
+      const disk = v.disk === undefined ? undefined : resolveDisk(opts.disks, v.disk)
+      if (disk) v.disk = disk.name
+    }
   }
 
   /** after a reboot or a crash: boot tmpfs volumes that are no longer mounted have no users */
@@ -98,19 +103,19 @@ export class VolumeDriver {
     if (appBad) return { Err: `-o app=${app}: ${appBad.message}` }
     const parsed = parsePersistenceValue(typeof o.persistence === 'string' ? o.persistence : 'permanent')
     if (!parsed.ok) return { Err: `-o persistence: ${parsed.message}; write permanent, revision or boot, optionally @DISK` }
+    const disk = parsed.disk === undefined ? undefined : resolveDisk(this.opts.disks, parsed.disk)
     if (parsed.disk !== undefined) {
-      const disk = resolveDisk(this.opts.disks, parsed.disk)
       if (!disk) return { Err: `-o persistence: unknown disk "${parsed.disk}"; disks: ${[...this.opts.disks.disks.keys()].join(', ') || 'none'}` }
       if (!isProvisionedByPvdisk(disk)) return { Err: `disk "${parsed.disk}" (${disk.type}) cannot hold pvdisk volumes` }
     }
     const existing = this.state.volumes[name]
-    const wanted = { app, persistence: parsed.persistence, disk: parsed.disk }
+    const wanted = { app, persistence: parsed.persistence, disk: disk?.name } // an alias is recorded as the disk's name
     if (existing) {
       if (existing.app === wanted.app && existing.persistence === wanted.persistence && existing.disk === wanted.disk) return {}
       return { Err: `volume "${name}" already exists with app=${existing.app} persistence=${existing.persistence}${existing.disk ? `@${existing.disk}` : ''}` }
     }
     const v: DriverVolume = { name, app, persistence: parsed.persistence, mountedBy: [], createdAt: new Date().toISOString() }
-    if (parsed.disk !== undefined) v.disk = parsed.disk
+    if (disk) v.disk = disk.name
     this.state.volumes[name] = v
     await this.save()
     return {}

@@ -1,0 +1,59 @@
+// The VolumeDriver's records, driven directly: disks named by an alias are recorded by their
+// name, so a plugin restart finds their holders; a damaged state file is moved aside, never
+// a reason not to start.
+import t from 'tap'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { checkDevice } from '../../../plugin/config/check-device.js'
+import type { DiskContext, Kernel } from '../../../plugin/disks/context.js'
+import type { MountEntry } from '../../../plugin/host/kernel.js'
+import { RecordingRunner } from '../../../plugin/host/run.js'
+import { VolumeDriver } from '../../../plugin/runtimes/volume-plugin/driver.js'
+import { json, sink } from '../../fixtures/helpers.js'
+
+const disks = checkDevice(sink(json({ groups: [], disks: [{ name: 'data', type: 'volume-disk', aliases: ['dm-versatile'] }] })).parsed.value, sink('{}').problems)
+
+const setup = (root: string, mounted: boolean) => {
+  const mnt = join(root, 'media/pv/dmcrypt/data')
+  const mount: MountEntry = { id: 1, parent: 0, major: 0, minor: 99, root: '/storage/pv/volume-disk/data', mountPoint: mnt, options: 'rw', fsType: 'ext4', source: '/dev/vda' }
+  const kernel: Kernel = { mounts: () => (mounted ? [mount] : []), loops: () => [], dms: () => [] }
+  const log: string[] = []
+  const ctx: DiskContext = { root, runner: new RecordingRunner({ planning: false }), kernel, log: m => log.push(m) }
+  const stateFile = join(root, 'var/lib/pvdisk/volume-driver.json')
+  return { log, stateFile, driver: () => new VolumeDriver({ ctx, disks, revision: '0', stateFile }) }
+}
+
+t.test('a volume created with a disk alias is recorded by the disk\'s name, and keeps its holders across a restart', async t => {
+  const root = t.testdir({})
+  const s = setup(root, true)
+  const d = s.driver()
+  t.same(await d.handle('/VolumeDriver.Create', { Name: 'v', Opts: { app: 'web', persistence: 'permanent@dm-versatile' } }), {})
+  t.match(await d.handle('/VolumeDriver.Get', { Name: 'v' }), { Volume: { Status: { disk: 'data' } } })
+  t.same(await d.handle('/VolumeDriver.Create', { Name: 'v', Opts: { app: 'web', persistence: 'permanent@data' } }), {}, 'the same volume, by name or alias')
+  // a state file written before (alias recorded), holder c1, the disk mounted
+  writeFileSync(s.stateFile, json({ volumes: { old: { name: 'old', app: 'web', persistence: 'permanent', disk: 'dm-versatile', mountedBy: ['c1'], createdAt: '2026-01-01T00:00:00.000Z' } } }))
+  const restarted = s.driver()
+  await restarted.reconcile()
+  t.match(await restarted.handle('/VolumeDriver.Get', { Name: 'old' }), { Volume: { Status: { disk: 'data', mounts: 1 } } }, 'the holder survives the restart')
+  t.match(await restarted.handle('/VolumeDriver.Remove', { Name: 'old' }), { Err: /in use by 1 container/ }, 'and Remove is refused while it is held')
+})
+
+t.test('a damaged state file is moved aside with a warning; the plugin starts', async t => {
+  const root = t.testdir({ var: { lib: { pvdisk: { 'volume-driver.json': '{"volumes": {"a": {"name": "a", "app"' } } } })
+  const s = setup(root, false)
+  const d = s.driver()
+  await d.reconcile()
+  t.same(await d.handle('/VolumeDriver.List', {}), { Volumes: [] })
+  const dir = join(root, 'var/lib/pvdisk')
+  const aside = readdirSync(dir).filter(f => f.startsWith('volume-driver.json.damaged-'))
+  t.equal(aside.length, 1, 'the damaged file is kept aside, for a person to look at')
+  t.equal(readFileSync(join(dir, aside[0] ?? ''), 'utf8'), '{"volumes": {"a": {"name": "a", "app"')
+  t.ok(existsSync(join(dir, 'volume-driver.json')), 'a fresh state is written')
+  t.match(s.log, [/warning: .*volume-driver\.json is damaged .*moved to .*damaged-/])
+
+  writeFileSync(join(dir, 'volume-driver.json'), json({ volumes: { good: { name: 'good', app: 'w', persistence: 'boot', mountedBy: [], createdAt: 'x' }, bad: { name: 'bad', persistence: 'forever' }, worse: 7 } }))
+  const again = setup(root, false)
+  const d2 = again.driver()
+  t.same(await d2.handle('/VolumeDriver.List', {}), { Volumes: [{ Name: 'good', Mountpoint: '' }] }, 'records that are no volume records are dropped')
+  t.match(again.log, [/dropped the record of "bad"/, /dropped the record of "worse"/])
+})
