@@ -4,6 +4,7 @@ import { existsSync, lstatSync } from 'node:fs'
 import type { DiskEntry } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
 import { isBindOf, mountAt } from '../host/kernel.js'
+import { refuseLinksBelow } from '../host/no-follow.js'
 import { act, fsUsage, hostPath, mountPointOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 
 /** directory: its path; volume-disk: <root>/storage/pv/volume-disk/<name>, as Pantavisor */
@@ -39,6 +40,7 @@ export const bindBackend = (ctx: DiskContext, disk: DiskEntry): Backend => {
         const st = lstatSync(dir, { throwIfNoEntry: false })
         if (st?.isSymbolicLink()) throw new PvdiskError('EDISK', `disk "${disk.name}": ${dir} is a symbolic link; refusing to follow it`, ['replace it with a directory'])
       }
+      refuseLinksBelow(ctx.root, mnt, 'the mount point') // and no link above it either: the disk would be mounted elsewhere
       act.mkdirp(ctx, backing)
       act.mkdirp(ctx, mnt)
       await ctx.runner.run({ argv: ['mount', '--bind', '--', backing, mnt] })

@@ -6,6 +6,7 @@ import { basename, join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import type { CryptPath } from '../config/crypt-path.js'
 import { isMountOf, mountAt } from '../host/kernel.js'
+import { refuseLinksBelow } from '../host/no-follow.js'
 import { act, type Backend, type DiskContext } from './context.js'
 import { CryptDevice } from './crypt-device.js'
 import { firstInit } from './crypt-init.js'
@@ -16,6 +17,8 @@ const up = async (dev: CryptDevice): Promise<string> => {
   const { disk, scheme, ref, image, marker, mnt, mapper, ctx } = dev
   const s = dev.status()
   if (s.state === 'mounted') return 'already mounted'
+  // the image, its key files and its marker, and the mount point: nothing reached through a link
+  for (const [p, what] of [[image, 'image'], [dev.fresh, 'image'], [scheme.keyFile(ref), 'key'], [marker, 'marker'], [mnt, 'mount point']] as const) refuseLinksBelow(ctx.root, p, `the ${what}`)
   if (s.problems.length > 0) throw dev.fail(s.problems.join('; '), [`unmount ${mnt} first`])
   if (disk.fields.migrate_keyblob === 'yes' && !existsSync(join(ref.dir, `${dev.crypt.keyName}.bb`)) && existsSync(join(ref.dir, dev.crypt.keyName))) {
     throw dev.fail('NXP to mainline key migration (migrate_keyblob) is not done by pvdisk', ['boot Pantavisor once to migrate the key, or remove migrate_keyblob'])

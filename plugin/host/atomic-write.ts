@@ -2,7 +2,7 @@
 // followed), fsync, rename over the target, fsync of the directory. A crash at any point
 // leaves either the old or the new content, never a mix.
 import { randomBytes } from 'node:crypto'
-import { promises as fs } from 'node:fs'
+import { closeSync, fchmodSync, fsyncSync, openSync, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 
 export const writeFileAtomic = async (path: string, data: string | Uint8Array, mode = 0o644): Promise<void> => {
@@ -27,5 +27,31 @@ export const writeFileAtomic = async (path: string, data: string | Uint8Array, m
     await d.sync()
   } finally {
     await d.close()
+  }
+}
+
+/** the same, synchronously, for callers that hold a lock in synchronous code */
+export const writeFileAtomicSync = (path: string, data: string | Uint8Array, mode = 0o644): void => {
+  const dir = dirname(path)
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+  const fd = openSync(tmp, 'wx', mode)
+  try {
+    try {
+      fchmodSync(fd, mode)
+      writeFileSync(fd, data)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, path)
+  } catch (e) {
+    rmSync(tmp, { force: true })
+    throw e
+  }
+  const d = openSync(dir, 'r')
+  try {
+    fsyncSync(d)
+  } finally {
+    closeSync(d)
   }
 }

@@ -150,3 +150,22 @@ t.test('a crypt image that does not fit: first init stops before anything is mad
     spawnSync('umount', [small])
   }
 })
+
+t.test('links planted above a mount point or at pvdisk\'s own state file are never followed', async t => {
+  if (!requirePrereq(t, isRoot(), 'bind mounts need root')) return
+  const dir = t.testdir({ state: { 'device.json': json({ groups: [], disks: [{ name: 'data', type: 'volume-disk' }] }) }, root: { media: { pv: {} }, run: { pvdisk: {} } }, outside: { precious: 'mine' } })
+  const base = ['--state', join(dir, 'state'), '--root', join(dir, 'root')]
+  symlinkSync(join(dir, 'outside'), join(dir, 'root/media/pv/dmcrypt'))
+  const r = run(['disk', 'up', ...base])
+  t.equal(r.status, 1)
+  t.match(r.stderr, /media\/pv\/dmcrypt is a symbolic link; refusing to follow it \(the mount point/)
+  t.notMatch(readFileSync('/proc/self/mountinfo', 'utf8'), ` ${join(dir, 'outside')}`, 'nothing is mounted through the link')
+  t.same(readdirSync(join(dir, 'outside')), ['precious'])
+  const { rmSync } = await import('node:fs')
+  rmSync(join(dir, 'root/media/pv/dmcrypt'))
+  symlinkSync(join(dir, 'outside/precious'), join(dir, 'root/run/pvdisk/expected-disks.json'))
+  t.equal(run(['disk', 'up', ...base]).status, 0)
+  t.equal(readFileSync(join(dir, 'outside/precious'), 'utf8'), 'mine', 'the record replaces a planted link, never writes through it')
+  t.same(JSON.parse(readFileSync(join(dir, 'root/run/pvdisk/expected-disks.json'), 'utf8')), ['data'])
+  t.equal(run(['disk', 'down', ...base]).status, 0)
+})

@@ -225,3 +225,19 @@ t.test('a filesystem without fallocate gets a sparse image only when the space i
   t.ok(ok.argvs.some(a => a.join(' ') === `truncate --size 8388608 -- ${root}/storage/c/disk.img.new`), 'with room: a sparse image')
   t.ok(messages.some(m => /cannot reserve space \(fallocate not supported\); the image is sparse, with \d+ MiB free now/.test(m)), 'and a warning that says so')
 })
+
+t.test('a crypt disk whose key, marker, image or image directory is a link is refused before any command', async t => {
+  const { symlinkSync } = await import('node:fs')
+  for (const [plant, at] of [['storage/c/key.txt', 'key'], ['storage/c/key.init_done', 'marker'], ['storage/c/disk.img.new', 'image'], ['storage/c', 'image']] as const) {
+    const root = t.testdir({ storage: { c: {} }, outside: { 'secret.txt': 'x'.repeat(32) } })
+    if (plant === 'storage/c') {
+      const { rmdirSync } = await import('node:fs')
+      rmdirSync(join(root, 'storage/c'))
+      symlinkSync(join(root, 'outside'), join(root, plant))
+    } else symlinkSync(join(root, 'outside/secret.txt'), join(root, plant))
+    const runner = new RecordingRunner({ planning: false })
+    const { disks } = setup(root, [crypt('dm-crypt-versatile')])
+    await t.rejects(disksUp({ root, runner, kernel: noKernel, log: () => undefined }, disks), { code: 'EDISK', message: new RegExp(`${plant.replace(/\./g, '\\.')} is a symbolic link; refusing to follow it \\(the ${at} `) })
+    t.same(runner.argvs, [], `${plant}: nothing run`)
+  }
+})
