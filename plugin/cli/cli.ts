@@ -5,7 +5,7 @@
 // 2 invalid input or usage.
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { exitStatusOf, isPvdiskError, PvdiskError } from '../errors.js'
+import { exitStatusOf, fromSystemError, isPvdiskError, PvdiskError } from '../errors.js'
 import { formatProblem, type Problem } from '../config/problems.js'
 import type { CommandResult, GlobalOptions } from './cli-types.js'
 import * as validate from './commands/validate.js'
@@ -27,9 +27,11 @@ const emit = (json: boolean, result: CommandResult): void => {
   process.exitCode = result.exitCode
 }
 
-const fail = (argv: string[], e: unknown): void => {
+const fail = (argv: string[], thrown: unknown): void => {
   const json = argv.includes('--json')
   const debug = argv.includes('--debug')
+  const e = fromSystemError(thrown) ?? thrown // ENOSPC, EIO, ...: the machine's word, not a bug
+  if (debug && e !== thrown) process.stderr.write(`${(thrown as Error).stack ?? ''}\n`)
   if (isPvdiskError(e)) {
     const problems = (e as PvdiskError & { problems?: Problem[] }).problems ?? []
     if (json) {
@@ -42,6 +44,7 @@ const fail = (argv: string[], e: unknown): void => {
     return
   }
   const err = e as Error
+  if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'EBUG', message: `unexpected error: ${err?.message ?? String(e)}`, details: [], problems: [] } }, null, 2) + '\n')
   process.stderr.write(`pvdisk: unexpected error: ${err?.message ?? String(e)}\n`)
   process.stderr.write(debug ? `${err?.stack ?? ''}\n` : '  run again with --debug for details, and report it as a bug\n')
   process.exitCode = 1

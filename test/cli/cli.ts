@@ -92,3 +92,30 @@ t.test('usage errors exit 2 with one line', async t => {
   t.equal(run(['--help']).status, 0)
   t.equal(run(['--version']).status, 0)
 })
+
+t.test('out of space anywhere: one clear line naming the path, exit 1, valid --json, no half file', async t => {
+  const { spawnSync } = await import('node:child_process')
+  const { mkdirSync, readdirSync, writeFileSync } = await import('node:fs')
+  if (process.getuid?.() !== 0) {
+    if (process.env.CI === 'true') t.fail('needs root under CI (a tmpfs to fill)')
+    return
+  }
+  const dir = t.testdir({ full: {} })
+  const mnt = join(dir, 'full')
+  t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'pvdisk-full', mnt]).status, 0)
+  try {
+    writeFileSync(join(mnt, 'device.json'), JSON.stringify({ groups: [] }))
+    mkdirSync(join(mnt, 'web'))
+    writeFileSync(join(mnt, 'web/src.json'), JSON.stringify({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent' } }))
+    spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=4k'])
+    const r = run(['app', 'install', 'web', '--state', mnt, '--json'])
+    t.equal(r.status, 1, r.stderr)
+    t.match(JSON.parse(r.stdout), { ok: false, error: { code: 'EFILE', message: /web\/\..*run\.json.*\.tmp: no space left on the device \(ENOSPC in (open|write)\)|no space left on the device \(ENOSPC/ } })
+    t.same(readdirSync(join(mnt, 'web')), ['src.json'], 'no run.json and no temp file left')
+    const plain = run(['app', 'install', 'web', '--state', mnt])
+    t.match(plain.stderr, /^pvdisk: .*no space left on the device \(ENOSPC.*\n {2}free some space there and retry\n$/)
+    t.notMatch(plain.stderr, /report it as a bug/)
+  } finally {
+    spawnSync('umount', [mnt])
+  }
+})

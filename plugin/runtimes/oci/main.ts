@@ -2,7 +2,7 @@
 // The OCI hook as its own small program (dist/pvdisk-oci-hook.mjs): runtimes call it on
 // every container start, so it skips the CLI's argument parser and loads only what the
 // hook needs. Usage, as a hook entry: pvdisk-oci-hook [--stage createRuntime|poststop]
-import { exitStatusOf, isPvdiskError } from '../../errors.js'
+import { exitStatusOf, fromSystemError, isPvdiskError } from '../../errors.js'
 import { formatProblem, type Problem } from '../../config/problems.js'
 import { ociHook } from './hook.js'
 
@@ -14,7 +14,8 @@ try {
   for await (const c of process.stdin) chunks.push(c as Buffer)
   const lines = await ociHook(stage, Buffer.concat(chunks).toString('utf8'))
   if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`)
-} catch (e) {
+} catch (thrown) {
+  const e = fromSystemError(thrown) ?? thrown
   if (isPvdiskError(e)) {
     const problems = (e as { problems?: Problem[] }).problems ?? []
     process.stderr.write([...problems.filter(p => p.severity === 'error').map(formatProblem), `pvdisk: ${e.message}`, ...e.details.map(d => `  ${d}`)].join('\n') + '\n')
