@@ -54,25 +54,35 @@ export interface LegacyDevice {
   problems: LegacyProblems
 }
 
-/** reads the legacy files present in stateDir (names from LEGACY_FILES) as one device.json */
-export const readLegacyDevice = (stateDir: string, present: LegacyFile[]): LegacyDevice => {
-  const primary = join(stateDir, present.includes('disks.json') ? 'disks.json' : present[0] ?? 'disks.json')
-  const problems = new LegacyProblems(new FileProblems(primary))
+/** the device.json that legacy parts stand for; a part whose value is undefined did not parse */
+export const legacyDeviceOf = (file: string, primary: FileProblems, parts: { name: LegacyFile, problems: FileProblems, value: Json | undefined }[]): LegacyDevice => {
+  const problems = new LegacyProblems(primary)
   const device: { [key: string]: Json } = {}
   let parsedAll = true
-  for (const name of present) {
-    const own = new FileProblems(join(stateDir, name))
-    const parsed = readJsonFileSync(join(stateDir, name), own)
-    problems.list.push(...own.list.splice(0)) // unreadable or malformed: reported as it is
-    own.list.length = 0
-    if (!parsed) {
+  for (const part of parts) {
+    if (part.value === undefined) {
       parsedAll = false
       continue
     }
-    problems.route(LEGACY_FILES[name], own)
-    device[LEGACY_FILES[name]] = parsed.value
+    problems.route(LEGACY_FILES[part.name], part.problems)
+    device[LEGACY_FILES[part.name]] = part.value
   }
   // without groups.json Pantavisor loads its default groups; the disks are processed either way
   if (!('groups' in device)) device.groups = []
-  return { file: primary, raw: parsedAll ? device : undefined, problems }
+  return { file, raw: parsedAll ? device : undefined, problems }
+}
+
+/** reads the legacy files present in stateDir (names from LEGACY_FILES) as one device.json */
+export const readLegacyDevice = (stateDir: string, present: LegacyFile[]): LegacyDevice => {
+  const primary = join(stateDir, present.includes('disks.json') ? 'disks.json' : present[0] ?? 'disks.json')
+  const unreadable: FileProblems[] = []
+  const parts = present.map(name => {
+    const own = new FileProblems(join(stateDir, name))
+    const value = readJsonFileSync(join(stateDir, name), own)?.value
+    unreadable.push(own)
+    return { name, problems: own, value }
+  })
+  const legacy = legacyDeviceOf(primary, new FileProblems(primary), parts)
+  for (const own of unreadable) legacy.problems.list.push(...own.list.splice(0)) // unreadable or malformed: reported as it is
+  return legacy
 }

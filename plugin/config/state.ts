@@ -7,66 +7,28 @@
 // <app>/run.json) or single files. All problems are collected; nothing is written.
 import { promises as fs, lstatSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { checkRun, checkSrc, checkStorage, keepImageVolumes, type PlannedStorage, type Storage } from './check-app.js'
-import { checkDevice, emptyDiskIndex, type DiskIndex } from './check-device.js'
+import { checkRun, checkSrc } from './check-app.js'
+import { emptyDiskIndex, type DiskIndex } from './check-device.js'
 import type { DeviceJson, RunJson, SrcJson } from './generated/schema-types.js'
 import { isJsonObject, type Json } from './json-source.js'
 import { nameError } from './path-rules.js'
 import { FileProblems, sortProblems, type Problem } from './problems.js'
 import { readJsonFile } from './read-json-file.js'
-import { checkSchema, type FileKind, type KindData } from './schema-check.js'
+import type { FileKind } from './schema-check.js'
 import { LEGACY_FILES, isLegacyFile, readLegacyDevice, type LegacyFile } from './legacy-device.js'
+import { checkStateJson, isStateJson } from './state-json.js'
+import {
+  RUN_SPEC, SRC_SPEC, checkAppParts, checkDeviceChecked, checkedFrom, specOf, type AppState, type CheckedFile, type LoadedState,
+} from './state-parts.js'
 
-export const SRC_SPEC = 'service-manifest-src@1'
-export const RUN_SPEC = 'service-manifest-run@1'
-
-export interface CheckedFile<K extends FileKind> {
-  file: string
-  raw?: Json // the parsed JSON, when it parsed
-  data?: KindData[K] // typed, when it conforms to its schema
-  problems: FileProblems
-}
-
-export interface AppState {
-  name: string
-  dir: string
-  src?: CheckedFile<'src'>
-  run?: CheckedFile<'run'>
-  /** the run.json storage src.json implies, when src.json is valid */
-  storage?: Storage
-  /** the container path behind each volume name */
-  keys?: PlannedStorage['keys']
-}
-
-export interface LoadedState {
-  dir: string
-  device?: CheckedFile<'device'>
-  disks: DiskIndex
-  apps: AppState[]
-  problems: Problem[]
-}
+export { RUN_SPEC, SRC_SPEC, type AppState, type CheckedFile, type LoadedState } from './state-parts.js'
 
 const exists = (path: string): boolean => lstatSync(path, { throwIfNoEntry: false }) !== undefined
-
-/** checks a file already read (raw undefined when it did not parse) against its kind's schema */
-const checkedFrom = <K extends FileKind>(kind: K, file: string, problems: FileProblems, raw: Json | undefined): CheckedFile<K> => {
-  if (raw === undefined) return { file, problems }
-  const data = checkSchema(kind, raw, problems)
-  return data === undefined ? { file, raw, problems } : { file, raw, data, problems }
-}
 
 /** reads a file and checks it against its kind's schema */
 export const readChecked = async <K extends FileKind>(kind: K, file: string): Promise<CheckedFile<K>> => {
   const problems = new FileProblems(file)
   return checkedFrom(kind, file, problems, (await readJsonFile(file, problems))?.value)
-}
-
-/** device.json's semantic checks, and the disks volumes may use */
-const checkDeviceChecked = (device: CheckedFile<'device'>): { device: CheckedFile<'device'>, disks: DiskIndex } => {
-  if (device.raw === undefined) return { device, disks: emptyDiskIndex() }
-  const disks = checkDevice(device.raw, device.problems)
-  checkStorage(isJsonObject(device.raw) ? device.raw.volumes : undefined, '/volumes', disks, device.problems)
-  return { device, disks }
 }
 
 export const checkDeviceFile = async (file: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex }> =>
@@ -99,36 +61,12 @@ export const checkStateDevice = async (stateDir: string): Promise<{ device: Chec
 export const requireStateDevice = async (stateDir: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex }> =>
   (await checkStateDevice(stateDir)) ?? checkDeviceFile(join(stateDir, 'device.json'))
 
-const specOf = (raw: Json | undefined): unknown => (isJsonObject(raw) ? raw['#spec'] : undefined)
-
 /** checks one app directory against the device's disks */
 export const checkApp = async (stateDir: string, name: string, disks: DiskIndex | undefined): Promise<AppState | undefined> => {
   const dir = join(stateDir, name)
-  const hasSrc = exists(join(dir, 'src.json'))
-  const hasRun = exists(join(dir, 'run.json'))
-  if (!hasSrc && !hasRun) return undefined
-  const app: AppState = { name, dir }
-  if (hasSrc) {
-    const src = await readChecked('src', join(dir, 'src.json'))
-    const spec = specOf(src.raw)
-    if (typeof spec === 'string' && spec !== SRC_SPEC && spec.endsWith('@1') && name === 'bsp') return undefined // the BSP, not a container
-    app.src = src
-    if (src.raw !== undefined) {
-      const planned = checkSrc(src.raw, disks, src.problems)
-      if (planned) {
-        app.storage = planned.storage
-        app.keys = planned.keys
-      }
-    }
-  }
-  if (hasRun) {
-    const run = await readChecked('run', join(dir, 'run.json'))
-    if (!hasSrc && name === 'bsp') return undefined
-    app.run = run
-    if (app.storage && app.src?.raw !== undefined) app.storage = keepImageVolumes(app.src.raw, run.raw, app.storage, app.src.problems)
-    if (run.raw !== undefined) checkRun(run.raw, disks, run.problems, app.storage)
-  }
-  return app
+  const src = exists(join(dir, 'src.json')) ? await readChecked('src', join(dir, 'src.json')) : undefined
+  const run = exists(join(dir, 'run.json')) ? await readChecked('run', join(dir, 'run.json')) : undefined
+  return checkAppParts(name, dir, src, run, disks)
 }
 
 const listApps = async (dir: string, top: FileProblems): Promise<string[]> => {
@@ -208,9 +146,10 @@ export const validateFile = async (file: string): Promise<Problem[]> => {
   const problems = new FileProblems(file)
   const parsed = await readJsonFile(file, problems)
   if (!parsed) return problems.list
+  if (isStateJson(parsed.value)) return checkStateJson(file, parsed.value, problems)
   const kind = kindOfFile(file, parsed.value)
   if (kind === undefined) {
-    problems.error('file-kind-unknown', '', 'is not recognisably a device.json, src.json or run.json',
+    problems.error('file-kind-unknown', '', 'is not recognisably a device.json, src.json, run.json, legacy disks.json or groups.json, or a state JSON',
       'name the file device.json, src.json or run.json, or give it a "#spec"')
     return problems.list
   }

@@ -124,3 +124,22 @@ t.test('src.json without docker_config (pvr before late 2021): the image volumes
   t.equal((await installApp(dir, 'old')).changed, true)
   t.same(JSON.parse(readFileSync(join(dir, 'old/run.json'), 'utf8')).storage, storage, 'the rewrite drops it and keeps the image volume')
 })
+
+t.test('a state JSON is checked as the state it holds, each problem at /<entry>/<pointer> with its line', async t => {
+  const state = {
+    '#spec': 'pantavisor-service-system@1',
+    'bsp/src.json': { '#spec': 'bsp-manifest-src@1', pvr: 'https://example.invalid/bsp' },
+    'bsp/run.json': { addons: [], firmware: 'firmware.squashfs' },
+    'device.json': { groups: [], disks: [{ name: 'sec', type: 'dm-crypt-versatile', path: '/storage/s/v.img,2,k' }] },
+    'web/src.json': { '#spec': 'service-manifest-src@1', docker_config: { Entrypoint: null }, persistence: { '/data': 'permanent@sec', '/log': 'forever' } },
+    'web/run.json': { '#spec': 'service-manifest-run@1', storage: { 'docker--data': { persistence: 'permanent', disk: 'nope' } } },
+    'web/root.squashfs': '5b5e8b0de2b8bcd4f1b5a2d55e2bb7a4a5b7f5d6f2e8c7a1b3c5d7e9f1a3b5c7',
+  }
+  const dir = t.testdir({ 'state.json': JSON.stringify(state, null, 4) })
+  const problems = await validateFile(join(dir, 'state.json'))
+  sameSet(t, codes(problems), ['E persistence-type-unknown /web~1src.json/persistence/~1log', 'E persistence-disk-unknown /web~1run.json/storage/docker--data/disk'])
+  t.ok(problems.every(p => p.file === join(dir, 'state.json') && (p.line ?? 0) > 1), 'placed in the one file, at a line')
+  const legacy = { '#spec': 'pantavisor-service-system@1', 'disks.json': [{ name: 'd', type: 'dm-crypt-dcp', path: '/x/d.img,2,k' }], 'groups.json': [{ name: 'app' }] }
+  const dir2 = t.testdir({ 'state.json': JSON.stringify(legacy, null, 4) })
+  sameSet(t, codes(await validateFile(join(dir2, 'state.json'))), ['E schema-required /disks.json/0/mode'], 'legacy entries are read when there is no device.json')
+})

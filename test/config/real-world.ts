@@ -92,3 +92,20 @@ t.test('every real device.json, disks.json, groups.json, src.json and run.json f
       `${f.slice(corpus.length)}: recognised, and Docker's nulls accepted`)
   }
 })
+
+t.test('every real state JSON (a whole state in one file) validates as its checkout does', async t => {
+  if (!requirePrereq(t, existsSync(corpus), 'the real-world corpus is missing')) return
+  const walk = (d: string): string[] => readdirSync(d).flatMap(f => {
+    const p = join(d, f)
+    return statSync(p).isDirectory() ? (f === 'states' ? [] : walk(p)) : [p]
+  })
+  const stateJsons = walk(corpus).filter(f => f.endsWith('.json') && readFileSync(f, 'utf8').includes('"pantavisor-service-system@1"'))
+  t.ok(stateJsons.length >= 20, `${stateJsons.length} state JSONs`)
+  const refused: Record<string, string[]> = { 'bsp_init.json': ['/device.json/disks/0/mode'], 'state_bsp_update.json': ['/device.json/disks/0/mode'], 'bsp_init_groups.json': ['/disks.json/0/mode'] }
+  for (const f of stateJsons) {
+    const name = f.split('/').pop() ?? ''
+    const problems = await validateFile(f)
+    t.same(problems.filter(p => p.severity === 'error').map(p => p.pointer), refused[name] ?? [], `${f.slice(corpus.length)}: ${refused[name] ? 'refused by 028+ for the missing mode only' : 'no error'}`)
+    t.ok(problems.every(p => p.file === f && p.line !== undefined), 'every problem is placed in the file, with a line')
+  }
+})
