@@ -3,9 +3,10 @@
 // absent from the state for longer than a grace period. Never follows a link out of the
 // tree it cleans, never removes what is mounted into any container (every mount namespace
 // on the machine is checked), and --dry-run lists what would go, with sizes.
-import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
+import { lstatSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { writeFileAtomic } from '../host/atomic-write.js'
+import { mkdirNoFollow } from '../host/no-follow.js'
 import type { DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
@@ -124,7 +125,7 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
       }
     }
     if (!opts.dryRun) {
-      mkdirSync(dirname(gcStateFile(ctx)), { recursive: true, mode: 0o700 })
+      mkdirNoFollow(ctx.root, dirname(gcStateFile(ctx)), 0o700)
       await writeFileAtomic(gcStateFile(ctx), JSON.stringify({ absentSince: next }, null, 2) + '\n', 0o600)
     }
   }

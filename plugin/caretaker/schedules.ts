@@ -5,9 +5,9 @@
 // checks on node-cron schedules. Jobs never overlap themselves; a bad schedule is an error
 // at start (config.ts), not a crash at 3 a.m.
 import cron, { type ScheduledTask } from 'node-cron'
-import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { writeFileAtomic } from '../host/atomic-write.js'
+import { mkdirNoFollow } from '../host/no-follow.js'
 import type { DiskIndex } from '../config/check-device.js'
 import { hostPath, type DiskContext } from '../disks/context.js'
 import type { CaretakerConfig } from './config.js'
@@ -28,7 +28,7 @@ export const startJobs = (ctx: DiskContext, index: DiskIndex, config: CaretakerC
   const usage = async () => {
     const cache = loadCache(cacheFileOf(ctx))
     const report = collectUsage(ctx, index, cache, config.usage)
-    mkdirSync(dirname(cacheFileOf(ctx)), { recursive: true, mode: 0o700 })
+    mkdirNoFollow(ctx.root, dirname(cacheFileOf(ctx)), 0o700)
     await writeFileAtomic(cacheFileOf(ctx), JSON.stringify(cache), 0o600)
     await writeUsage(metricsDir, report)
     opts.log('info', 'usage', { disks: report.disks.length, volumes: report.volumes.length })
@@ -44,7 +44,7 @@ export const startJobs = (ctx: DiskContext, index: DiskIndex, config: CaretakerC
       if (!i.ok) opts.log('error', 'health', { disk: i.disk, ...(i.volume ? { volume: i.volume } : {}), problem: i.problem })
       else if (i.repaired) opts.log('warn', 'health', { disk: i.disk, repaired: i.problem })
     }
-    mkdirSync(metricsDir, { recursive: true, mode: 0o755 })
+    mkdirNoFollow(ctx.root, metricsDir)
     await writeFileAtomic(join(metricsDir, 'health.json'), JSON.stringify({ time: new Date().toISOString(), disks: items }, null, 2) + '\n', 0o644)
     await writeFileAtomic(join(metricsDir, 'pvdisk-health.prom'), `${healthProm(items)}pvdisk_disk_repairs_total ${repairs}\n`, 0o644)
   }

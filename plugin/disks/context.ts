@@ -4,6 +4,7 @@ import { mkdirSync, renameSync, rmdirSync, statfsSync, writeFileSync } from 'nod
 import { join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
+import { mkdirNoFollow } from '../host/no-follow.js'
 import { readDms, readLoops, readMounts, type DmDevice, type LoopDevice, type MountEntry } from '../host/kernel.js'
 import type { Runner } from '../host/run.js'
 
@@ -46,7 +47,9 @@ const step = (ctx: DiskContext, what: string, fn: () => void): void => {
 }
 
 export const act = {
-  mkdirp: (ctx: DiskContext, dir: string, mode = 0o755): void => step(ctx, `mkdir -p ${dir}`, () => mkdirSync(dir, { recursive: true, mode })),
+  mkdirp: (ctx: DiskContext, dir: string, mode = 0o755): void => step(ctx, `mkdir -p ${dir}`, () => mkdirNoFollow(ctx.root, dir, mode)),
+  /** a tool's own fixed directory outside --root (caam-keygen's /data/caam) */
+  mkdirTool: (ctx: DiskContext, dir: string, mode = 0o700): void => step(ctx, `mkdir -p ${dir}`, () => mkdirSync(dir, { recursive: true, mode })),
   rename: (ctx: DiskContext, from: string, to: string): void => step(ctx, `rename ${from} to ${to}`, () => renameSync(from, to)),
   touch: (ctx: DiskContext, file: string): void => step(ctx, `create ${file}`, () => writeFileSync(file, '', { mode: 0o644 })),
   /**

@@ -42,14 +42,14 @@ export const caamNxp: CryptScheme = {
   tools: ['caam-keygen', 'keyctl', 'dmsetup'],
   keyFile: ref => join(ref.dir, `${ref.keyName}.bb`),
   createKey: async (ctx, ref) => {
-    act.mkdirp(ctx, caamBlobDir(), 0o700)
+    act.mkdirTool(ctx, caamBlobDir())
     const blob = join(caamBlobDir(), `${ref.keyName}.bb`)
     await caamKeygen(ctx, ref, ['create', ref.keyName, 'ecb', '-s', '16'], blob)
     await copySecret(ctx, blob, caamNxp.keyFile(ref))
     removeFile(ctx, join(caamBlobDir(), ref.keyName)) // the black key: loaded from the blob at every open
   },
   open: async (ctx, ref, loop, dm, sectors) => {
-    act.mkdirp(ctx, caamBlobDir(), 0o700)
+    act.mkdirTool(ctx, caamBlobDir())
     await copySecret(ctx, caamNxp.keyFile(ref), join(caamBlobDir(), `${ref.keyName}.bb`))
     const imported = join(caamBlobDir(), `${ref.keyName}.import`)
     // the blob argument is relative: caam-keygen finds <key>.bb in its working directory, the image directory

@@ -7,6 +7,7 @@
 import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
 import { acquireLock } from './lock.js'
+import { mkdirNoFollow } from '../host/no-follow.js'
 import { requireTools } from '../host/run.js'
 import { didYouMean } from '../config/suggest.js'
 import { bindBackend } from './bind.js'
@@ -61,6 +62,7 @@ const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Pr
   if (!ctx.runner.planning) requireTools([...new Set(pairs.flatMap(([, b]) => b.tools()))])
   const out: DiskOutcome[] = []
   for (const [disk, backend] of pairs) {
+    if (!ctx.runner.planning) mkdirNoFollow(ctx.root, lockDirOf(ctx), 0o700)
     const lock = ctx.runner.planning ? undefined : await acquireLock(lockDirOf(ctx), disk.name)
     try {
       const result = await backend[op]()

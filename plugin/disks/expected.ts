@@ -1,7 +1,8 @@
 // Which disks should be up: recorded when pvdisk brings a disk up or down, under /run so
 // that a reboot forgets it. The health check holds the kernel to it.
-import { mkdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { writeFileAtomicSync } from '../host/atomic-write.js'
+import { mkdirNoFollow } from '../host/no-follow.js'
 import { dirname } from 'node:path'
 import { hostPath, type DiskContext } from './context.js'
 
@@ -21,7 +22,7 @@ export const recordExpected = (ctx: DiskContext, name: string, up: boolean): voi
   if (up === set.has(name)) return
   if (up) set.add(name)
   else set.delete(name)
-  mkdirSync(dirname(expectedFileOf(ctx)), { recursive: true, mode: 0o700 })
+  mkdirNoFollow(ctx.root, dirname(expectedFileOf(ctx)), 0o700)
   // temp file and rename: a link planted at the path is replaced, never written through
   writeFileAtomicSync(expectedFileOf(ctx), JSON.stringify([...set].sort()), 0o600)
 }

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { PvdiskError } from '../errors.js'
+import { mkdirNoFollow } from '../host/no-follow.js'
 import type { PersistenceType } from '../config/persistence.js'
 import { nameError } from '../config/path-rules.js'
 import type { AppState } from '../config/state.js'
@@ -92,7 +93,7 @@ export const prepareVolume = (ctx: DiskContext, v: AppVolume, revision: string):
     ctx.runner.note(`mkdir -p ${src.path}`)
     return src
   }
-  if (!v.disk) mkdirSync(base, { recursive: true, mode: 0o755 })
+  if (!v.disk) mkdirNoFollow(ctx.root, base)
   mkdirBelow(base, src.path.slice(base.length + 1).split('/'))
   return src
 }

@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 import { humanBytes } from '../format.js'
+import { mkdirNoFollow } from '../../host/no-follow.js'
 
 export const command = 'usage'
 
@@ -16,10 +17,9 @@ export const handler = async (argv: GlobalOptions & { write?: string }): Promise
   const cacheFile = report.cacheFileOf(session.ctx)
   const cache = report.loadCache(cacheFile)
   const r = report.collectUsage(session.ctx, session.disks, cache)
-  const { mkdirSync } = await import('node:fs')
   const { dirname } = await import('node:path')
   try {
-    mkdirSync(dirname(cacheFile), { recursive: true, mode: 0o700 })
+    mkdirNoFollow(session.ctx.root, dirname(cacheFile), 0o700)
     await writeFileAtomic(cacheFile, JSON.stringify(cache), 0o600)
   } catch {
     // a read-only root still gets its report, only slower next time

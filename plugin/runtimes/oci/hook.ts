@@ -7,7 +7,7 @@
 //   io.pvdisk.root      --root (default /)
 //   io.pvdisk.revision  the revision for "revision" volumes (default PVDISK_REVISION, else 0)
 // A failure exits non-zero with one line on stderr, and the runtime aborts the start.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidInputError } from '../../config/problems.js'
@@ -20,6 +20,7 @@ import { checkApp, requireStateDevice } from '../../config/state.js'
 import { nameError } from '../../config/path-rules.js'
 import { appVolumes, currentRevision, emptyBootVolume, mkdirBelow, prepareVolume } from '../../volumes/volumes.js'
 import { writeFileAtomic } from '../../host/atomic-write.js'
+import { mkdirNoFollow } from '../../host/no-follow.js'
 
 export interface OciState {
   id: string
@@ -99,7 +100,7 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
   if (entries.length === 0) return out
   // transient and private: written exclusively, read at once, removed (no fsync needed)
   const dir = hostPath(ctx, '/run/pvdisk/hooks')
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  mkdirNoFollow(ctx.root, dir, 0o700)
   const fstab = join(dir, `${state.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.${process.pid}.fstab`)
   writeFileSync(fstab, entries.map(fstabLine).join(''), { mode: 0o600, flag: 'wx' })
   try {

@@ -1,10 +1,11 @@
 // Where a plugin volume lives and how it is mounted: a directory of PRODUCT.md's layout
 // on its disk (the disk brought up at the first Mount), or, for boot without a disk, a
 // tmpfs of its own from the first Mount to the last Unmount.
-import { lstatSync, mkdirSync } from 'node:fs'
+import { lstatSync } from 'node:fs'
 import { resolveDisk, type DiskIndex } from '../../config/check-device.js'
 import { hostPath, type DiskContext } from '../../disks/context.js'
 import { mountAt, type MountEntry } from '../../host/kernel.js'
+import { mkdirNoFollow } from '../../host/no-follow.js'
 import { disksUp } from '../../disks/engine.js'
 import { emptyBootVolume, mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
 import type { DriverVolume } from './driver-state.js'
@@ -49,7 +50,7 @@ export const mountVolume = async (env: MountEnv, v: DriverVolume, first: boolean
   const mountpoint = tmpfsDir(env, v)
   if (!mountAt(env.ctx.kernel.mounts(), mountpoint)) {
     const base = hostPath(env.ctx, '/run/pvdisk/tmpfs')
-    mkdirSync(base, { recursive: true, mode: 0o755 })
+    mkdirNoFollow(env.ctx.root, base)
     mkdirBelow(base, [v.app, v.name])
     await env.ctx.runner.run({ argv: ['mount', '-t', 'tmpfs', '-o', 'mode=0755', '--', 'pvdisk-boot', mountpoint] })
   }

@@ -1,8 +1,9 @@
 // What the plugin remembers: its volumes and, per volume, the caller IDs that have it
 // mounted. Written atomically after every change, so it survives a plugin restart.
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, readFileSync, renameSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { writeFileAtomic } from '../../host/atomic-write.js'
+import { mkdirNoFollow } from '../../host/no-follow.js'
 import type { PersistenceType } from '../../config/persistence.js'
 
 export interface DriverVolume {
@@ -51,7 +52,7 @@ export const loadDriverState = (file: string, warn: (message: string) => void = 
   return out
 }
 
-export const saveDriverState = async (file: string, state: DriverState): Promise<void> => {
-  mkdirSync(join(file, '..'), { recursive: true, mode: 0o700 })
+export const saveDriverState = async (root: string, file: string, state: DriverState): Promise<void> => {
+  mkdirNoFollow(root, dirname(file), 0o700)
   await writeFileAtomic(file, JSON.stringify(state, null, 2) + '\n', 0o600)
 }

@@ -54,7 +54,7 @@ export class VolumeDriver {
   }
 
   private save(): Promise<void> {
-    return saveDriverState(this.opts.stateFile, this.state)
+    return saveDriverState(this.opts.ctx.root, this.opts.stateFile, this.state)
   }
 
   /** requests run one at a time: mount counts and disk bring-up never interleave */
