@@ -6,7 +6,7 @@
 import { lstatSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { writeFileAtomic } from '../host/atomic-write.js'
-import { mkdirNoFollow } from '../host/no-follow.js'
+import { mkdirNoFollow, refuseLinksBelow } from '../host/no-follow.js'
 import type { DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
@@ -90,9 +90,17 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
 
   // below a disk's root nothing is followed: a rev or perm that is a link (to anywhere) is reported, never listed
   const below = (base: string, dir: 'rev' | 'perm'): string[] => {
+    const linked = (() => {
+      try {
+        refuseLinksBelow(ctx.root, join(base, dir), 'gc')
+        return false
+      } catch {
+        return true
+      }
+    })()
     const st = lstatSync(join(base, dir), { throwIfNoEntry: false })
-    if (st && !st.isDirectory()) {
-      items.push({ path: join(base, dir), kind: dir === 'rev' ? 'revision' : 'orphan', bytes: 0, action: `skipped: ${st.isSymbolicLink() ? 'a symbolic link, not followed' : 'not a directory'}` })
+    if (linked || (st && !st.isDirectory())) {
+      items.push({ path: join(base, dir), kind: dir === 'rev' ? 'revision' : 'orphan', bytes: 0, action: linked || st?.isSymbolicLink() ? 'skipped: a symbolic link, not followed' : 'skipped: not a directory' })
       return []
     }
     return subdirs(join(base, dir))
