@@ -45,7 +45,9 @@ export const bindBackend = (ctx: DiskContext, disk: DiskEntry): Backend => {
       act.mkdirp(ctx, mnt)
       await ctx.runner.run({ argv: ['mount', '--bind', '--', backing, mnt] })
       if (!ctx.runner.planning && status().state !== 'mounted') {
-        throw new PvdiskError('EDISK', `disk "${disk.name}": mount reported success but ${mnt} is not bound to ${backing}`)
+        // never leave a mount behind a failed check
+        await ctx.runner.run({ argv: ['umount', '--', mnt] }).catch(() => undefined)
+        throw new PvdiskError('EDISK', `disk "${disk.name}": mount reported success but ${mnt} is not bound to ${backing}; unmounted again`)
       }
       return `mounted ${backing} at ${mnt}`
     },

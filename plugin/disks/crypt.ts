@@ -43,7 +43,12 @@ const up = async (dev: CryptDevice): Promise<string> => {
     await dev.close(loop).catch(() => undefined)
     throw e
   }
-  if (!ctx.runner.planning && dev.status().state !== 'mounted') throw dev.fail(`mount reported success but ${mnt} is not ${mapper}`)
+  if (!ctx.runner.planning && dev.status().state !== 'mounted') {
+    // never leave a mount behind a failed check
+    await ctx.runner.run({ argv: ['umount', '--', mnt] }).catch(() => undefined)
+    await dev.close(loop).catch(() => undefined)
+    throw dev.fail(`mount reported success but ${mnt} is not ${mapper}; unmounted and closed again`)
+  }
   return `mounted ${image} at ${mnt}`
 }
 

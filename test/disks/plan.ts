@@ -241,3 +241,11 @@ t.test('a crypt disk whose key, marker, image or image directory is a link is re
     t.same(runner.argvs, [], `${plant}: nothing run`)
   }
 })
+
+t.test('a mount that does not show in the kernel afterwards is undone, never left behind', async t => {
+  const root = t.testdir({})
+  const runner = new RecordingRunner({ planning: false })
+  const { disks } = setup(root, [{ name: 'b', type: 'volume-disk' }])
+  await t.rejects(disksUp({ root, runner, kernel: noKernel, log: () => undefined }, disks), { code: 'EDISK', message: /mount reported success but .* is not bound to .*; unmounted again/ })
+  t.same(runner.argvs.slice(-2), [['mount', '--bind', '--', `${root}/storage/pv/volume-disk/b`, `${root}/media/pv/dmcrypt/b`], ['umount', '--', `${root}/media/pv/dmcrypt/b`]])
+})
