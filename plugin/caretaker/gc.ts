@@ -7,6 +7,7 @@ import { lstatSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node
 import { dirname, join } from 'node:path'
 import { writeFileAtomic } from '../host/atomic-write.js'
 import { mkdirNoFollow, refuseLinksBelow } from '../host/no-follow.js'
+import { readStateFile } from '../host/state-file.js'
 import type { DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
@@ -115,12 +116,12 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
   opts.onProgress?.(candidates.length, candidates.length, '')
 
   if (opts.pruneOrphans) {
-    let absentSince: Record<string, number> = {}
-    try {
-      absentSince = (JSON.parse(readFileSync(gcStateFile(ctx), 'utf8')) as { absentSince: Record<string, number> }).absentSince
-    } catch {
-      // first run
+    const isGcState = (v: unknown): v is { absentSince: Record<string, number> } => {
+      const a = (v as { absentSince?: unknown } | null)?.absentSince
+      return typeof a === 'object' && a !== null && Object.values(a).every(n => typeof n === 'number')
     }
+    // damaged: moved aside, and every orphan's grace period starts again (nothing is removed early)
+    const absentSince = readStateFile(gcStateFile(ctx), isGcState, m => ctx.log(`warning: ${m}`))?.absentSince ?? {}
     const next: Record<string, number> = {}
     for (const base of bases) {
       for (const app of below(base, 'perm').filter(a => !opts.apps.includes(a))) {

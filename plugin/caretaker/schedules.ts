@@ -26,7 +26,7 @@ export const startJobs = (ctx: DiskContext, index: DiskIndex, config: CaretakerC
   const metricsDir = hostPath(ctx, config.metricsDir)
   let repairs = 0
   const usage = async () => {
-    const cache = loadCache(cacheFileOf(ctx))
+    const cache = loadCache(cacheFileOf(ctx), m => opts.log('warn', 'usage', { problem: m }))
     const report = collectUsage(ctx, index, cache, config.usage)
     mkdirNoFollow(ctx.root, dirname(cacheFileOf(ctx)), 0o700)
     await writeFileAtomic(cacheFileOf(ctx), JSON.stringify(cache), 0o600)

@@ -1,8 +1,9 @@
 // `pvdisk usage`: per disk and per volume, as data, as JSON, and in Prometheus text format
 // (node_exporter textfile-collector convention: a .prom file in a directory it watches).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../host/atomic-write.js'
+import { readStateFile } from '../host/state-file.js'
 import type { DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
@@ -43,13 +44,11 @@ const volumeDirs = (base: string) => [
 
 export const cacheFileOf = (ctx: DiskContext): string => hostPath(ctx, '/var/lib/pvdisk/usage-cache.json')
 
-export const loadCache = (file: string): TreeCache => {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as TreeCache
-  } catch {
-    return emptyCache()
-  }
-}
+const isCache = (v: unknown): v is TreeCache =>
+  typeof v === 'object' && v !== null && typeof (v as TreeCache).dirs === 'object' && (v as TreeCache).dirs !== null && typeof (v as TreeCache).measurements === 'number'
+
+/** the cache as saved; a damaged one is moved aside (warn) and the next measurement walks everything */
+export const loadCache = (file: string, warn: (message: string) => void = () => undefined): TreeCache => readStateFile(file, isCache, warn) ?? emptyCache()
 
 export const collectUsage = (ctx: DiskContext, index: DiskIndex, cache: TreeCache, opts: { fullEvery?: number } = {}): UsageReport => {
   const disks: DiskUsage[] = []

@@ -117,3 +117,17 @@ t.test('a revision volume in use by a running container is kept', async t => {
     unmountUnder(dir)
   }
 })
+
+t.test('a damaged gc state is moved aside with a warning; every grace period starts again, nothing goes early', async t => {
+  const { runGc } = await import('../../plugin/caretaker/gc.js')
+  const { emptyDiskIndex } = await import('../../plugin/config/check-device.js')
+  const { ProcessRunner } = await import('../../plugin/host/run.js')
+  const dir = t.testdir({ root: { storage: { disks: { perm: { gone: { f: 'x' } } } }, var: { lib: { pvdisk: { 'gc-state.json': '{"absentSince": {"x": ' } } } } })
+  const log: string[] = []
+  const ctx = { root: join(dir, 'root'), runner: new ProcessRunner(), kernel: { mounts: () => [], loops: () => [], dms: () => [] }, log: (m: string) => log.push(m) }
+  const items = await runGc(ctx, emptyDiskIndex(), { revision: '0', keep: 2, pruneOrphans: true, graceDays: 30, dryRun: false, apps: [] })
+  t.match(items, [{ kind: 'orphan', action: 'kept: grace period' }])
+  t.match(log, [/gc-state\.json is damaged .*moved to .*gc-state\.json\.damaged-/])
+  t.ok(existsSync(join(dir, 'root/storage/disks/perm/gone/f')))
+  t.match(JSON.parse(readFileSync(join(dir, 'root/var/lib/pvdisk/gc-state.json'), 'utf8')), { absentSince: { [join(dir, 'root/storage/disks/perm/gone')]: Number } }, 'rebuilt')
+})

@@ -15,7 +15,7 @@ export const handler = async (argv: GlobalOptions & { write?: string }): Promise
   const [{ diskSession }, report, { writeFileAtomic }] = await Promise.all([import('../disk-session.js'), import('../../caretaker/usage-report.js'), import('../../host/atomic-write.js')])
   const session = await diskSession(argv, false)
   const cacheFile = report.cacheFileOf(session.ctx)
-  const cache = report.loadCache(cacheFile)
+  const cache = report.loadCache(cacheFile, m => session.ctx.log(`warning: ${m}`))
   const r = report.collectUsage(session.ctx, session.disks, cache)
   const { dirname } = await import('node:path')
   try {

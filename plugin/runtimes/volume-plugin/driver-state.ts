@@ -1,9 +1,9 @@
 // What the plugin remembers: its volumes and, per volume, the caller IDs that have it
 // mounted. Written atomically after every change, so it survives a plugin restart.
-import { existsSync, readFileSync, renameSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { writeFileAtomic } from '../../host/atomic-write.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
+import { readStateFile } from '../../host/state-file.js'
 import type { PersistenceType } from '../../config/persistence.js'
 
 export interface DriverVolume {
@@ -27,25 +27,18 @@ const isRecord = (v: unknown): v is DriverVolume => {
     Array.isArray(r.mountedBy) && r.mountedBy.every(id => typeof id === 'string') && typeof r.createdAt === 'string'
 }
 
+const hasVolumes = (v: unknown): v is { volumes: Record<string, unknown> } => {
+  const volumes = (v as { volumes?: unknown } | null)?.volumes
+  return typeof volumes === 'object' && volumes !== null && !Array.isArray(volumes)
+}
+
 /**
- * The state as saved. A file that does not parse is moved aside (<file>.damaged-<time>),
- * never overwritten, and the plugin starts from what is left; a record that is not a volume
- * is dropped. Each such repair is reported through warn.
+ * The state as saved. A damaged file is moved aside with a warning (host/state-file.ts) and
+ * the plugin starts with no volumes; a record that is not a volume is dropped, with a warning.
  */
 export const loadDriverState = (file: string, warn: (message: string) => void = () => undefined): DriverState => {
-  if (!existsSync(file)) return { volumes: {} }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'))
-  } catch (e) {
-    const aside = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`
-    renameSync(file, aside)
-    warn(`${file} is damaged (${(e as Error).message}); moved to ${aside}, starting with no volumes: Docker's volumes of driver pvdisk must be created again`)
-    return { volumes: {} }
-  }
-  const volumes = (parsed as { volumes?: unknown } | null)?.volumes
   const out: DriverState = { volumes: {} }
-  for (const [name, v] of Object.entries(typeof volumes === 'object' && volumes !== null ? volumes : {})) {
+  for (const [name, v] of Object.entries(readStateFile(file, hasVolumes, m => warn(`${m}: Docker's volumes of driver pvdisk must be created again`))?.volumes ?? {})) {
     if (isRecord(v) && v.name === name) out.volumes[name] = v
     else warn(`${file}: dropped the record of "${name}", which is not a volume record`)
   }
