@@ -5,7 +5,8 @@
 // may change, nothing may be created through a dangling link, nothing may be mounted there,
 // and the answer is a clear one (never "report it as a bug").
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { request } from 'node:http'
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,7 +24,8 @@ const snapshot = (dir: string): string[] => readdirSync(dir, { recursive: true, 
 
 interface Scenario {
   name: string
-  argv: string[]
+  /** a command, or "serve": the VolumeDriver plugin creating and mounting these volumes */
+  argv: string[] | 'serve'
   /** paths (relative to the root) the command touches; a link is planted at each of their components */
   paths: string[]
   /** run first, before the link is planted */
@@ -37,7 +39,42 @@ const SCENARIOS: Scenario[] = [
     paths: ['var/lib/pvdisk/gc-state.json', 'media/pv/dmcrypt/data/rev/1', 'media/pv/dmcrypt/data/perm/gone', 'storage/disks/rev/1', 'storage/disks/perm/gone'],
   },
   { name: 'usage', argv: ['usage'], before: [['disk', 'up']], paths: ['var/lib/pvdisk/usage-cache.json', 'media/pv/dmcrypt/data/perm/web/docker--data'] },
+  {
+    name: 'the plugin', argv: 'serve', before: [['disk', 'up']],
+    paths: ['var/lib/pvdisk/volume-driver.json', 'run/pvdisk/tmpfs/web/s', 'media/pv/dmcrypt/data/perm/web/p', 'media/pv/dmcrypt/data/boot/web/b'],
+  },
 ]
+
+const PLUGIN_VOLUMES = [['s', 'boot'], ['p', 'permanent@data'], ['b', 'boot@data']] as const
+
+const post = (socket: string, path: string, body: unknown): Promise<string> => new Promise(resolve => {
+  const req = request({ socketPath: socket, path, method: 'POST' }, res => {
+    let text = ''
+    res.on('data', (b: Buffer) => { text += b.toString() })
+    res.on('end', () => resolve(text))
+  })
+  req.on('error', e => resolve(`error: ${e.message}`))
+  req.end(JSON.stringify(body))
+})
+
+/** serve, create and mount the plugin's volumes, stop it; what it said */
+const servePlugin = async (dir: string, root: string): Promise<{ status: number | null, stderr: string }> => {
+  const socket = `/tmp/pvdisk-attack-${process.pid}.sock`
+  const plugin = spawn(process.execPath, [cli, 'serve', '--socket', socket, '--state', join(dir, 'state'), '--root', root], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  plugin.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })
+  const exited = new Promise<number | null>(resolve => plugin.once('exit', code => resolve(code)))
+  for (let i = 0; i < 200 && plugin.exitCode === null; i++) {
+    if (!(await post(socket, '/Plugin.Activate', {})).startsWith('error')) break
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  for (const [name, persistence] of PLUGIN_VOLUMES) {
+    await post(socket, '/VolumeDriver.Create', { Name: name, Opts: { app: 'web', persistence } })
+    stderr += await post(socket, '/VolumeDriver.Mount', { Name: name, ID: 'c1' })
+  }
+  plugin.kill('SIGTERM')
+  return { status: await exited, stderr }
+}
 
 /** each component below the system directories (/var/lib counts as one), once */
 const components = (paths: string[]): string[] => [...new Set(paths.flatMap(p => {
@@ -67,7 +104,7 @@ t.test('links planted at every component of every path pvdisk touches: nothing o
           mkdirSync(dirname(at), { recursive: true })
           symlinkSync(kind === 'dangling' ? join(dir, 'nowhere') : join(dir, 'outside'), at)
           const before = snapshot(join(dir, 'outside'))
-          const r = pv(s.argv)
+          const r = s.argv === 'serve' ? await servePlugin(dir, root) : pv(s.argv)
           const where = `${s.name}, ${kind} link at ${component}`
           t.same(snapshot(join(dir, 'outside')), before, `${where}: nothing outside changes`)
           t.equal(existsSync(join(dir, 'nowhere')), false, `${where}: nothing is created through the link`)
