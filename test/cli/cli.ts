@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { json } from '../fixtures/helpers.js'
+import { json, withTmpfs } from '../fixtures/helpers.js'
 
 const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
 const run = (args: string[], cwd?: string) => {
@@ -100,10 +100,8 @@ t.test('out of space anywhere: one clear line naming the path, exit 1, valid --j
     if (process.env.CI === 'true') t.fail('needs root under CI (a tmpfs to fill)')
     return
   }
-  const dir = t.testdir({ full: {} })
-  const mnt = join(dir, 'full')
-  t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'pvdisk-full', mnt]).status, 0)
-  try {
+  const mnt = join(t.testdir({ full: {} }), 'full')
+  t.ok(await withTmpfs(mnt, '256k', false, async () => {
     writeFileSync(join(mnt, 'device.json'), JSON.stringify({ groups: [] }))
     mkdirSync(join(mnt, 'web'))
     writeFileSync(join(mnt, 'web/src.json'), JSON.stringify({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent' } }))
@@ -115,7 +113,5 @@ t.test('out of space anywhere: one clear line naming the path, exit 1, valid --j
     const plain = run(['app', 'install', 'web', '--state', mnt])
     t.match(plain.stderr, /^pvdisk: .*no space left on the device \(ENOSPC.*\n {2}free some space there and retry\n$/)
     t.notMatch(plain.stderr, /report it as a bug/)
-  } finally {
-    spawnSync('umount', [mnt])
-  }
+  }), 'a small tmpfs')
 })

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { json } from '../fixtures/helpers.js'
+import { json, withTmpfs } from '../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
@@ -138,17 +138,14 @@ t.test('a crypt image that does not fit: first init stops before anything is mad
     root: { storage: { c: {} } },
   })
   const small = join(dir, 'root/storage/c')
-  t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'pvdisk-small', small]).status, 0)
-  try {
+  t.ok(await withTmpfs(small, '1m', false, async () => {
     const r = run(['disk', 'up', '--json', '--state', join(dir, 'state'), '--root', join(dir, 'root')])
     t.equal(r.status, 1, r.stderr)
     const out = JSON.parse(r.stdout) as { ok: boolean, error: { code: string, message: string } }
     t.match(out, { ok: false, error: { code: 'EDISK', message: /cannot reserve 8 MiB for .*disk\.img\.new: .*No space left on device/ } })
     t.same(readdirSync(small).sort(), ['key.txt'], 'no image and no half image: only the key, which a retry reuses')
     t.equal(existsSync(join(small, 'key.init_done')), false)
-  } finally {
-    spawnSync('umount', [small])
-  }
+  }), 'a 1 MiB tmpfs')
 })
 
 t.test('links planted above a mount point or at pvdisk\'s own state file are never followed', async t => {

@@ -2,6 +2,7 @@ import t from 'tap'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { acquireLock } from '../../plugin/disks/lock.js'
+import { withTmpfs } from '../fixtures/helpers.js'
 
 t.test('a second holder waits with a bound, then fails clearly', async t => {
   const dir = t.testdir({})
@@ -59,20 +60,14 @@ t.test('an empty lock (its owner died between create and write, or ran out of sp
 })
 
 t.test('no space for the lock: a clear error, and no empty lock left behind', async t => {
-  const { spawnSync } = await import('node:child_process')
   const { readdirSync } = await import('node:fs')
   if (process.getuid?.() !== 0) {
     if (process.env.CI === 'true') t.fail('needs root under CI (a tmpfs to fill)')
     return
   }
-  const dir = t.testdir({ full: {} })
-  const mnt = join(dir, 'full')
-  t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'pvdisk-full', mnt]).status, 0)
-  try {
-    spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=4k'])
+  const mnt = join(t.testdir({ full: {} }), 'full')
+  t.ok(await withTmpfs(mnt, '64k', true, async () => {
     await t.rejects(acquireLock(mnt, 'd', { timeoutMs: 300 }), { code: 'EDISK', message: /cannot (create|write) the lock .*d\.lock: ENOSPC/ })
     t.same(readdirSync(mnt), ['filler'], 'no empty lock file left')
-  } finally {
-    spawnSync('umount', [mnt])
-  }
+  }), 'a full tmpfs')
 })
