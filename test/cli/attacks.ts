@@ -7,13 +7,14 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { request } from 'node:http'
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { json, unmountUnder } from '../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const hookProgram = fileURLToPath(new URL('../../dist/pvdisk-oci-hook.mjs', import.meta.url))
 
 const device = json({ groups: [], disks: [{ name: 'data', type: 'volume-disk' }] })
 const src = json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@data', '/cache': 'revision' } })
@@ -24,8 +25,8 @@ const snapshot = (dir: string): string[] => readdirSync(dir, { recursive: true, 
 
 interface Scenario {
   name: string
-  /** a command, or "serve": the VolumeDriver plugin creating and mounting these volumes */
-  argv: string[] | 'serve'
+  /** a command; "serve": the VolumeDriver plugin creating and mounting volumes; "hook": the OCI hook at createRuntime */
+  argv: string[] | 'serve' | 'hook'
   /** paths (relative to the root) the command touches; a link is planted at each of their components */
   paths: string[]
   /** run first, before the link is planted */
@@ -44,6 +45,26 @@ const SCENARIOS: Scenario[] = [
     paths: ['var/lib/pvdisk/volume-driver.json', 'run/pvdisk/tmpfs/web/s', 'media/pv/dmcrypt/data/perm/web/p', 'media/pv/dmcrypt/data/boot/web/b'],
   },
 ]
+
+const HOOK_PATHS = { name: 'the OCI hook', argv: 'hook' as const, before: [['disk', 'up']],
+  paths: ['run/pvdisk/hooks/x', 'media/pv/dmcrypt/data/perm/web/docker--data', 'storage/disks/rev/0/web/docker--cache'] }
+SCENARIOS.push(HOOK_PATHS)
+
+/**
+ * the hook as a runtime runs it at createRuntime, for a "container" that is a process in a
+ * mount namespace of its own (unshare -m), with a bundle whose rootfs is a plain directory
+ */
+const runHook = async (dir: string, root: string): Promise<{ status: number | null, stderr: string }> => {
+  const bundle = join(dir, 'bundle')
+  mkdirSync(join(bundle, 'rootfs'), { recursive: true })
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify({ root: { path: 'rootfs' } }))
+  const ns = spawn('unshare', ['--mount', '--propagation', 'private', 'sleep', '30'], { stdio: 'ignore' })
+  await new Promise(resolve => setTimeout(resolve, 100))
+  const state = { ociVersion: '1.0.2', id: 'attack', status: 'creating', pid: ns.pid, bundle, annotations: { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': root } }
+  const r = spawnSync(process.execPath, [hookProgram, '--stage', 'createRuntime'], { input: JSON.stringify(state), encoding: 'utf8' })
+  ns.kill('SIGKILL')
+  return { status: r.status, stderr: r.stderr }
+}
 
 const PLUGIN_VOLUMES = [['s', 'boot'], ['p', 'permanent@data'], ['b', 'boot@data']] as const
 
@@ -87,6 +108,17 @@ t.test('links planted at every component of every path pvdisk touches: nothing o
   if (!requirePrereq(t, isRoot(), 'bind mounts need root')) return
   let cases = 0
   for (const s of SCENARIOS) {
+    // with nothing planted, the scenario does its job: the attacks below hit real work
+    const clean = t.testdir({ state: { 'device.json': device, web: { 'src.json': src } }, root: {} })
+    try {
+      for (const b of s.before ?? []) spawnSync(process.execPath, [cli, ...b, '--state', join(clean, 'state'), '--root', join(clean, 'root')])
+      const r = s.argv === 'serve' ? await servePlugin(clean, join(clean, 'root')) : s.argv === 'hook' ? await runHook(clean, join(clean, 'root'))
+        : spawnSync(process.execPath, [cli, ...s.argv, '--state', join(clean, 'state'), '--root', join(clean, 'root')], { encoding: 'utf8' })
+      t.equal(r.status, 0, `${s.name} works with nothing planted: ${r.stderr.slice(0, 300)}`)
+      if (s.argv === 'serve') t.notMatch(r.stderr, /"Err"/, 'every Mount succeeds')
+    } finally {
+      unmountUnder(clean)
+    }
     // with the disk up first, its mount point and what is above it cannot be replaced: disk up's own cases cover them
     for (const component of components(s.paths).filter(c => !s.before || !'media/pv/dmcrypt/data'.startsWith(c))) {
       for (const kind of ['dangling', 'existing'] as const) {
@@ -104,7 +136,7 @@ t.test('links planted at every component of every path pvdisk touches: nothing o
           mkdirSync(dirname(at), { recursive: true })
           symlinkSync(kind === 'dangling' ? join(dir, 'nowhere') : join(dir, 'outside'), at)
           const before = snapshot(join(dir, 'outside'))
-          const r = s.argv === 'serve' ? await servePlugin(dir, root) : pv(s.argv)
+          const r = s.argv === 'serve' ? await servePlugin(dir, root) : s.argv === 'hook' ? await runHook(dir, root) : pv(s.argv)
           const where = `${s.name}, ${kind} link at ${component}`
           t.same(snapshot(join(dir, 'outside')), before, `${where}: nothing outside changes`)
           t.equal(existsSync(join(dir, 'nowhere')), false, `${where}: nothing is created through the link`)
