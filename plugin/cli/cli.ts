@@ -18,6 +18,7 @@ import * as serve from './commands/serve.js'
 import * as usage from './commands/usage.js'
 import * as gc from './commands/gc.js'
 import * as ociHook from './commands/oci-hook.js'
+import * as volumes from './commands/volumes.js'
 
 type Handler<A> = (argv: A) => Promise<CommandResult>
 
@@ -72,6 +73,7 @@ export const main = async (args: string[]): Promise<void> => {
       .command(usage.command, usage.describe, usage.builder, wrap(usage.handler))
       .command(gc.command, gc.describe, gc.builder, wrap(gc.handler))
       .command(ociHook.command, ociHook.describe, ociHook.builder, wrap(ociHook.handler))
+      .command(volumes.command, volumes.describe, volumes.builder, wrap(volumes.handler))
       .strict()
       .demandCommand(1, 'name a command; see pvdisk --help')
       .recommendCommands()

@@ -1,0 +1,95 @@
+// Pantavisor's /volumes step, for LXC (Pantavisor's own runtime): before a container starts,
+// every one of its volumes is mounted on the host at <root>/volumes/<app>/<volume> (a bind of
+// its directory on its disk, or a fresh tmpfs for boot without a disk); the container then
+// bind-mounts them through the lxc.mount.entry lines pvr writes. After it stops they go.
+// `pvdisk volumes up|down APP` is what lxc.hook.pre-start and lxc.hook.post-stop run.
+import { join, resolve } from 'node:path'
+import type { DiskEntry } from '../../config/check-device.js'
+import { InvalidInputError } from '../../config/problems.js'
+import { nameError } from '../../config/path-rules.js'
+import { checkApp, requireStateDevice } from '../../config/state.js'
+import { liveKernel, type DiskContext } from '../../disks/context.js'
+import { disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { PvdiskError } from '../../errors.js'
+import { isBindOf, mountAt, type MountEntry } from '../../host/kernel.js'
+import { mkdirNoFollow } from '../../host/no-follow.js'
+import { ProcessRunner, type Runner } from '../../host/run.js'
+import { appVolumes, currentRevision, emptyBootVolume, prepareVolume } from '../../volumes/volumes.js'
+
+export interface VolumesOptions {
+  state: string
+  root: string
+  app: string
+  revision?: string
+  runner?: Runner
+}
+
+export interface VolumeMount {
+  volume: string
+  target: string
+  /** the volume's directory, or "tmpfs" */
+  source: string
+  result: 'mounted' | 'already mounted' | 'unmounted'
+}
+
+const contextOf = (root: string, runner: Runner): DiskContext => ({ root: resolve(root), runner, kernel: liveKernel, log: () => undefined })
+
+export const volumesDirOf = (ctx: DiskContext, app: string): string => join(ctx.root, 'volumes', app)
+
+const checkedAppName = (app: string): string => {
+  const bad = nameError(app, 'app')
+  if (bad) throw new PvdiskError('EUSAGE', `app ${JSON.stringify(app)}: ${bad.message}`, ['give the name of an app directory in the state'])
+  return app
+}
+
+/** what is mounted at target is this volume: a bind of its directory, or its tmpfs */
+const holds = (at: MountEntry, mounts: readonly MountEntry[], source: string): boolean =>
+  source === 'tmpfs' ? at.fsType === 'tmpfs' : isBindOf(at, mounts, source)
+
+export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> => {
+  const app = checkedAppName(opts.app)
+  const { device, disks } = await requireStateDevice(opts.state)
+  const checked = await checkApp(opts.state, app, disks)
+  const problems = [...device.problems.list, ...(checked?.src?.problems.list ?? []), ...(checked?.run?.problems.list ?? [])]
+  const errors = problems.filter(p => p.severity === 'error')
+  if (errors.length > 0) throw new InvalidInputError(`${opts.state}: ${errors.length} error(s); nothing mounted for ${app}`, problems)
+  if (!checked?.storage) throw new PvdiskError('EINVALID', `app "${app}" is not in ${opts.state} (or has no src.json)`, ['check the app name'])
+  const ctx = contextOf(opts.root, opts.runner ?? new ProcessRunner())
+  const revision = currentRevision(opts.revision)
+  const volumes = appVolumes(checked, disks)
+  const needed = new Map<string, DiskEntry>()
+  for (const v of volumes) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
+  await disksUp(ctx, [...needed.values()])
+  const out: VolumeMount[] = []
+  for (const v of volumes) {
+    const target = join(volumesDirOf(ctx, app), v.name)
+    const src = prepareVolume(ctx, v, revision)
+    const source = src.kind === 'dir' ? src.path : 'tmpfs'
+    const mounts = ctx.kernel.mounts()
+    const at = mountAt(mounts, target)
+    if (at) {
+      if (!holds(at, mounts, source)) throw new PvdiskError('EDISK', `${target} is mounted from ${at.source}${at.root}, not from volume ${v.name}`, ['run pvdisk volumes down first; pvdisk leaves what it did not mount alone'])
+      out.push({ volume: v.name, target, source, result: 'already mounted' }) // its container may be running: boot is left as it is
+      continue
+    }
+    emptyBootVolume(ctx, v, revision) // the container is about to start
+    mkdirNoFollow(ctx.root, target)
+    await ctx.runner.run({ argv: src.kind === 'dir' ? ['mount', '--bind', '--', source, target] : ['mount', '-t', 'tmpfs', '-o', 'mode=0755', '--', 'pvdisk-boot', target] })
+    out.push({ volume: v.name, target, source, result: 'mounted' })
+  }
+  return out
+}
+
+/** unmounts whatever is mounted under <root>/volumes/<app>/, innermost first; another app's volumes and the disks stay */
+export const volumesDown = async (opts: VolumesOptions): Promise<VolumeMount[]> => {
+  const app = checkedAppName(opts.app)
+  const ctx = contextOf(opts.root, opts.runner ?? new ProcessRunner())
+  const dir = volumesDirOf(ctx, app)
+  const ours = ctx.kernel.mounts().filter(m => m.mountPoint.startsWith(`${dir}/`)).reverse()
+  const out: VolumeMount[] = []
+  for (const m of ours) {
+    await ctx.runner.run({ argv: ['umount', '--', m.mountPoint] })
+    out.push({ volume: m.mountPoint.slice(dir.length + 1), target: m.mountPoint, source: m.fsType === 'tmpfs' ? 'tmpfs' : `${m.source}${m.root}`, result: 'unmounted' })
+  }
+  return out
+}
