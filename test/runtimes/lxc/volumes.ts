@@ -86,3 +86,48 @@ t.test('invalid input: exit 2 and nothing mounted', async t => {
   t.match(r.stderr, /persistence-disk-unknown/)
   t.same(readdirSync(join(dir, 'root')), [], 'nothing created')
 })
+
+t.test('a real LXC container: pvr-style mount entries, pvdisk\'s hooks, data on the disk, boot empty at each start', async t => {
+  const { findInPath } = await import('../../../plugin/host/run.js')
+  const { busyboxPath, makeBusyboxRootfs } = await import('../../fixtures/busybox.js')
+  const { chmodSync, mkdirSync } = await import('node:fs')
+  if (!requirePrereq(t, findInPath('lxc-start') !== undefined, 'LXC is not installed (apt-get install lxc)')) return
+  if (!requirePrereq(t, isRoot(), 'privileged LXC needs root')) return
+  if (!requirePrereq(t, busyboxPath() !== undefined, 'busybox-static is not installed')) return
+  const dir = t.testdir({ state, root: {}, lxc: {} })
+  const root = join(dir, 'root')
+  const lxcpath = join(dir, 'lxc')
+  const rootfs = join(lxcpath, 'web/rootfs')
+  makeBusyboxRootfs(rootfs)
+  writeFileSync(join(rootfs, 'run.sh'), '#!/bin/sh\necho "start $(ls /scratch | wc -l)" >> /data/log\nls /scratch > /data/scratch-was\necho x > /scratch/x\necho c >> /cache/c\ngrep -E " /(data|cache|scratch) " /proc/mounts > /data/mounts\n')
+  chmodSync(join(rootfs, 'run.sh'), 0o755)
+  const hook = (action: string) => `${process.execPath} ${cli} volumes ${action} web --state ${join(dir, 'state')} --root ${root} --revision 5`
+  // the lines pvr's template writes, with /volumes under the test's root
+  const entry = (vol: string, path: string) => `lxc.mount.entry = ${root}/volumes/web/${vol} ${path} none bind,rw,create=dir 0 0`
+  writeFileSync(join(lxcpath, 'web/config'), [
+    'lxc.uts.name = web', `lxc.rootfs.path = dir:${rootfs}`, 'lxc.net.0.type = empty', 'lxc.mount.auto = proc:mixed sys:ro',
+    'lxc.autodev = 1', 'lxc.tty.max = 0', 'lxc.pty.max = 16', 'lxc.console.path = none', 'lxc.init.cmd = /run.sh',
+    `lxc.hook.pre-start = ${hook('up')}`, `lxc.hook.post-stop = ${hook('down')}`,
+    entry('docker--data', 'data'), entry('docker--cache', 'cache'), entry('docker--scratch', 'scratch'), entry('docker--run-x', 'run/x'),
+    '',
+  ].join('\n'))
+  mkdirSync(join(dir, 'logs'), { recursive: true })
+  const start = () => spawnSync('lxc-start', ['-n', 'web', '-P', lxcpath, '-F', '-l', 'DEBUG', '-o', join(dir, 'logs/lxc.log')], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] })
+  const M = join(root, 'media/pv/dmcrypt/data')
+  try {
+    const first = start()
+    t.equal(first.status, 0, `${first.stderr}\n${readFileSync(join(dir, 'logs/lxc.log'), 'utf8').split('\n').filter(l => /ERROR|pvdisk/.test(l)).slice(-10).join('\n')}`)
+    t.equal(readFileSync(join(M, 'perm/web/docker--data/log'), 'utf8'), 'start 0\n', 'the container wrote to /data, which is perm/web/docker--data on the disk')
+    t.match(readFileSync(join(M, 'perm/web/docker--data/mounts'), 'utf8'), / \/data /)
+    t.ok(existsSync(join(M, 'rev/5/web/docker--cache/c')), 'the revision volume follows --revision')
+    t.notMatch(readFileSync('/proc/self/mountinfo', 'utf8'), ` ${root}/volumes/web/`, 'post-stop took the /volumes mounts down')
+    t.ok(existsSync(join(M, 'boot/web/docker--scratch/x')), 'boot data stays on the disk until the next start')
+    const second = start()
+    t.equal(second.status, 0, second.stderr)
+    t.equal(readFileSync(join(M, 'perm/web/docker--data/log'), 'utf8'), 'start 0\nstart 0\n', 'permanent data survives stop and start; boot is empty at each start')
+    t.equal(readFileSync(join(M, 'rev/5/web/docker--cache/c'), 'utf8'), 'c\nc\n')
+  } finally {
+    spawnSync('lxc-stop', ['-n', 'web', '-P', lxcpath, '-k'])
+    unmountUnder(dir)
+  }
+})
