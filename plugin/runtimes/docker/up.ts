@@ -1,8 +1,8 @@
 // Layer runtimes/ (above caretaker/): one folder per container runtime pvdisk mounts
 // volumes into: docker/ (pvdisk up/down through dockerode), volume-plugin/ (Docker's
 // VolumeDriver protocol and `pvdisk serve`), oci/ (the OCI hook and hooks.d) and lxc/
-// (Pantavisor's /volumes step for LXC hooks). A runtime
-// never imports another; all of them reach disks through volumes/.
+// (Pantavisor's /volumes step for LXC hooks). A runtime never imports another; all of
+// them bring disks up through disks/ and place volumes through volumes/.
 //
 // `pvdisk up` and `pvdisk down`: the disks the apps need, their volumes, and one Docker
 // container per app whose mounts are verified before it starts.
