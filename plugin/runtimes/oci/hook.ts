@@ -7,7 +7,7 @@
 //   io.pvdisk.root      --root (default /)
 //   io.pvdisk.revision  the revision for "revision" volumes (default PVDISK_REVISION, else 0)
 // A failure exits non-zero with one line on stderr, and the runtime aborts the start.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidInputError } from '../../config/problems.js'
@@ -27,6 +27,27 @@ export interface OciState {
   pid?: number
   bundle: string
   annotations?: Record<string, string>
+}
+
+/**
+ * The hook mounts into the container's mount namespace. If that is the host's own (a
+ * wrong wiring: the hook run at a stage where the container has none yet, or from a
+ * runtime shim), or cannot be told, it refuses rather than mount volumes onto the host.
+ */
+export const refuseHostNamespace = (pid: number): void => {
+  let theirs: string
+  let ours: string
+  try {
+    theirs = readlinkSync(`/proc/${pid}/ns/mnt`)
+    ours = readlinkSync('/proc/self/ns/mnt')
+  } catch (e) {
+    throw new PvdiskError('EUSAGE', `oci-hook: cannot tell the mount namespace of process ${pid} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); refusing to mount`,
+      ['run the hook at createRuntime (or prestart), where the container process exists'])
+  }
+  if (theirs === ours) {
+    throw new PvdiskError('EUSAGE', `oci-hook: process ${pid} shares the host's mount namespace (${ours}); refusing to mount volumes into the host`,
+      ['run the hook at createRuntime (or prestart) from the OCI runtime, not from a shim in the host namespace'])
+  }
 }
 
 export const parseOciState = (text: string): OciState => {
@@ -59,6 +80,7 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
   if (stage !== 'createRuntime' && stage !== 'prestart') throw new PvdiskError('EUSAGE', `oci-hook: stage ${stage} is not supported`, ['use createRuntime (or prestart) and poststop'])
   if (!stateDir || !appName) return [`${state.id}: no io.pvdisk.state/io.pvdisk.app annotations, nothing to mount`]
   if (typeof state.pid !== 'number') throw new PvdiskError('EUSAGE', 'oci-hook: the OCI state has no pid')
+  refuseHostNamespace(state.pid)
   // device.json and this app only: a hook must not pay for every other app of the state
   const bad = nameError(appName, 'app')
   if (bad) throw new PvdiskError('EUSAGE', `io.pvdisk.app ${JSON.stringify(appName)}: ${bad.message}`)

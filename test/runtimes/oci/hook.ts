@@ -1,7 +1,7 @@
 // The OCI hook driven by runc itself, on a bundle whose config.json carries it.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findInPath } from '../../../plugin/host/run.js'
@@ -120,4 +120,19 @@ t.test('bad input on stdin', async t => {
 t.test('fstab lines escape what mount(8) would split on', async t => {
   const { fstabLine } = await import('../../../plugin/runtimes/oci/hook.js')
   t.equal(fstabLine({ source: '/a b/c\\d', target: '/t\tx', fsType: 'none', options: ['bind'] }), '/a\\040b/c\\134d /t\\011x none bind 0 0\n')
+})
+
+t.test('a hook whose container shares the host\'s mount namespace refuses, and mounts nothing', async t => {
+  const dir = t.testdir({ state, root: {}, bundle: { 'config.json': JSON.stringify({ root: { path: 'rootfs' } }), rootfs: {} } })
+  const host = spawn('sleep', ['30'], { stdio: 'ignore' }) // a process in the host's namespace, as a wrong wiring would give
+  try {
+    const oci = { ociVersion: '1.0.2', id: 'wired-wrong', status: 'creating', pid: host.pid, bundle: join(dir, 'bundle'),
+      annotations: { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': join(dir, 'root') } }
+    const r = spawnSync(process.execPath, [hookProgram, '--stage', 'createRuntime'], { input: JSON.stringify(oci), encoding: 'utf8' })
+    t.equal(r.status, 2)
+    t.match(r.stderr, /shares the host's mount namespace .*refusing to mount volumes into the host/)
+    t.same(readdirSync(join(dir, 'root')), [], 'nothing created, nothing mounted')
+  } finally {
+    host.kill('SIGKILL')
+  }
 })
