@@ -4,7 +4,9 @@
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../host/atomic-write.js'
-import { sameStorage, type Storage } from './check-app.js'
+import { sameStorage, type PlannedStorage, type Storage } from './check-app.js'
+import { isJsonObject } from './json-source.js'
+import { mountEntriesOf, newLxcConf, withMountEntries } from './lxc-conf.js'
 import { DEFAULT_STYLE, styleOf, stringifyInStyle } from './json-style.js'
 import { emptyDiskIndex } from './check-device.js'
 import { PvdiskError } from '../errors.js'
@@ -21,6 +23,23 @@ export interface InstallResult {
   dryRun: boolean
   storage: Storage
   warnings: Problem[]
+  /** the app's lxc.container.conf: its volume mount entries as pvr writes them */
+  lxcConf?: { file: string, changed: boolean, created: boolean, diff: string[] }
+}
+
+/** what lxc.container.conf becomes: pvr's volume entries replaced (or, for a new app, the template's file) */
+const planLxcConf = async (dir: string, app: string, src: Json | undefined, keys: PlannedStorage['keys'], newApp: boolean) => {
+  const file = join(dir, 'lxc.container.conf')
+  const st = await lstatOrUndefined(file)
+  if (st && !st.isFile()) throw new PvdiskError('ESTATE', `${file}: is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; refusing to replace it`, ['make it a regular file, or remove it'])
+  // an app without a config (a volumes-only container, PV_RUNLEVEL=data) gets none, as from pvr
+  if (!st && (!newApp || !isJsonObject(src))) return undefined
+  const before = st ? await fs.readFile(file, 'utf8') : undefined
+  const after = before !== undefined ? withMountEntries(before, app, mountEntriesOf(app, keys.values())) : newLxcConf(app, src as { [k: string]: Json }, keys.values())
+  const old = (before ?? '').split('\n')
+  const next = after.split('\n')
+  const diff = [...old.filter(l => !next.includes(l)).map(l => `- ${l}`), ...next.filter(l => !old.includes(l)).map(l => `+ ${l}`)]
+  return { file, before, after, mode: st ? st.mode & 0o7777 : 0o644, result: { file, changed: before !== after, created: before === undefined, diff } }
 }
 
 const lstatOrUndefined = (p: string) => fs.lstat(p).catch(() => undefined)
@@ -64,10 +83,14 @@ export const installApp = async (stateDir: string, app: string, opts: { dryRun?:
   const file = join(dir, 'run.json')
   const existing = await readExistingRun(file)
   const result: InstallResult = { app, file, changed: false, dryRun: opts.dryRun === true, storage, warnings: problems }
-  if (existing && sameStorage(existing.value.storage, storage)) return result // as validate judges it: order and style do not count
-  const next: { [k: string]: unknown } = existing ? { ...existing.value, storage } : { '#spec': RUN_SPEC, name: app, storage }
-  result.changed = true
+  const lxc = await planLxcConf(dir, app, checked.src.raw, checked.keys ?? new Map(), existing === undefined)
+  if (lxc) result.lxcConf = lxc.result
+  // "already right" as validate judges it: order and style do not count
+  result.changed = !(existing && sameStorage(existing.value.storage, storage))
   if (opts.dryRun) return result
+  if (lxc?.result.changed) await writeFileAtomic(lxc.file, lxc.after, lxc.mode)
+  if (!result.changed) return result
+  const next: { [k: string]: unknown } = existing ? { ...existing.value, storage } : { '#spec': RUN_SPEC, name: app, storage }
   const text = stringifyInStyle(next, existing ? styleOf(existing.text, existing.value) : DEFAULT_STYLE)
   await writeFileAtomic(file, text, existing?.mode ?? 0o644)
   return result

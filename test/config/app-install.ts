@@ -32,7 +32,7 @@ t.test('writes run.json from src.json, then changes no byte', async t => {
   t.equal(second.changed, false)
   t.equal(readFileSync(file, 'utf8'), text)
   t.equal(statSync(file).mtimeMs, mtime, 'not rewritten')
-  t.same(readdirSync(join(dir, 'web')).sort(), ['run.json', 'src.json'], 'no temp files left')
+  t.same(readdirSync(join(dir, 'web')).sort(), ['lxc.container.conf', 'run.json', 'src.json'], 'no temp files left (a new app also gets its lxc.container.conf)')
 })
 
 t.test('keeps every other field, its order, indentation and mode', async t => {
@@ -96,4 +96,54 @@ t.test('without device.json, plain persistence still installs', async t => {
   const dir = t.testdir({ web: { 'src.json': srcJson({ '/data': 'boot' }) }, other: { 'src.json': srcJson({ '/x': 'permanent@d' }) } })
   t.equal((await installApp(dir, 'web')).changed, true)
   await t.rejects(installApp(dir, 'other'), { code: 'EINVALID', problems: [{ code: 'persistence-disk-unknown' }] })
+})
+
+t.test('lxc.container.conf: pvr\'s volume mount entries replaced, every other line kept, byte-stable, --dry-run shows the diff', async t => {
+  const conf = [
+    'lxc.tty.max = 8',
+    'lxc.rootfs.path = overlayfs:/volumes/web/root.squashfs:/volumes/web/lxc-overlay/upper',
+    'lxc.init.cmd = /bin/app',
+    'lxc.mount.entry = tmpfs run tmpfs rw,nodev,relatime,create=dir,mode=755 0 0',
+    'lxc.mount.entry = /volumes/web/docker--old old none bind,rw,create=dir 0 0',
+    'lxc.mount.entry = /volumes/web/my-import imported none bind,rw,create=dir 0 0',
+    'lxc.net.0.type = empty',
+    '',
+  ].join('\n')
+  const dir = t.testdir({ 'device.json': deviceJson, web: { 'src.json': srcJson({ '/data': 'permanent@secure-disk', 'ovl:/etc/app/': 'boot', '/var/log': 'boot', 'lxc-overlay': 'revision' }), 'lxc.container.conf': conf } })
+  const file = join(dir, 'web/lxc.container.conf')
+  const dry = await installApp(dir, 'web', { dryRun: true })
+  t.equal(readFileSync(file, 'utf8'), conf, 'a dry run writes nothing')
+  t.same(dry.lxcConf?.diff, [
+    '- lxc.mount.entry = /volumes/web/docker--old old none bind,rw,create=dir 0 0',
+    '+ lxc.mount.entry = /volumes/web/docker--data data none bind,rw,create=dir 0 0',
+    '+ lxc.mount.entry = /volumes/web/docker--var-log var/log none bind,rw,create=dir 0 0',
+    '+ lxc.mount.entry = /volumes/web/dockerovl--etc-app etc/app overlay lowerdir=/volumes/web/root.squashfs/etc/app,upperdir=/volumes/web/dockerovl--etc-app/upper,workdir=/volumes/web/dockerovl--etc-app/work,create=dir 0 0',
+  ], 'the entries pvr\'s template writes: sorted as its map, a bind per path, an overlay per ovl: path, none for lxc-overlay')
+  await installApp(dir, 'web')
+  const after = readFileSync(file, 'utf8')
+  t.equal(after, conf.replace('lxc.mount.entry = /volumes/web/docker--old old none bind,rw,create=dir 0 0\n', [
+    'lxc.mount.entry = /volumes/web/docker--data data none bind,rw,create=dir 0 0',
+    'lxc.mount.entry = /volumes/web/docker--var-log var/log none bind,rw,create=dir 0 0',
+    'lxc.mount.entry = /volumes/web/dockerovl--etc-app etc/app overlay lowerdir=/volumes/web/root.squashfs/etc/app,upperdir=/volumes/web/dockerovl--etc-app/upper,workdir=/volumes/web/dockerovl--etc-app/work,create=dir 0 0',
+    '',
+  ].join('\n')), 'in the place of the old ones; other lines (another volume import, the network) untouched')
+  const mtime = statSync(file).mtimeMs
+  const again = await installApp(dir, 'web')
+  t.equal(again.lxcConf?.changed, false)
+  t.equal(statSync(file).mtimeMs, mtime, 'a second run writes nothing')
+})
+
+t.test('a new app gets the lxc.container.conf pvr\'s template writes with no args', async t => {
+  const dir = t.testdir({ 'device.json': deviceJson, web: { 'src.json': json({ '#spec': 'service-manifest-src@1', docker_config: { Entrypoint: ['/bin/sh', '-c'], Cmd: ['exec app'], Env: ['A=1'], WorkingDir: '/srv' }, persistence: { '/data': 'permanent' } }) } })
+  const r = await installApp(dir, 'web')
+  t.match(r.lxcConf, { created: true, changed: true })
+  t.equal(readFileSync(join(dir, 'web/lxc.container.conf'), 'utf8'), [
+    'lxc.tty.max = 8', 'lxc.pty.max = 1024', 'lxc.cgroup.devices.allow = a',
+    'lxc.rootfs.path = overlayfs:/volumes/web/root.squashfs:/volumes/web/lxc-overlay/upper',
+    'lxc.init.cmd = /bin/sh "-c" "exec app"', 'lxc.init.cwd = /srv', 'lxc.environment = A=1',
+    'lxc.namespace.keep = user net ipc', 'lxc.mount.auto = proc sys:rw cgroup',
+    'lxc.mount.entry = /etc/resolv.conf etc/resolv.conf none bind,rw,create=file 0 0',
+    'lxc.mount.entry = tmpfs run tmpfs rw,nodev,relatime,create=dir,mode=755 0 0',
+    'lxc.mount.entry = /volumes/web/docker--data data none bind,rw,create=dir 0 0', '',
+  ].join('\n'))
 })

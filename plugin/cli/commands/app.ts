@@ -16,9 +16,13 @@ export const handler = async (argv: GlobalOptions & { name: string, dryRun: bool
   const r = await installApp(argv.state, argv.name, { dryRun: argv.dryRun })
   const verb = !r.changed ? 'is up to date' : r.dryRun ? 'would be updated' : 'updated'
   const volumes = Object.entries(r.storage).map(([name, v]) => `  ${name}: ${v.persistence}${v.disk === undefined ? '' : `@${v.disk}`}`)
+  const conf = r.lxcConf
+  const confLines = conf === undefined ? []
+    : [`${conf.file} ${!conf.changed ? 'is up to date' : r.dryRun ? (conf.created ? 'would be created' : 'would be updated') : conf.created ? 'created' : 'updated'}`,
+        ...(r.dryRun ? conf.diff.map(l => `  ${l}`) : [])]
   return {
     data: r,
-    lines: [...r.warnings.map(formatProblem), `${r.file} ${verb} (${volumes.length} volume${volumes.length === 1 ? '' : 's'})`, ...volumes],
+    lines: [...r.warnings.map(formatProblem), `${r.file} ${verb} (${volumes.length} volume${volumes.length === 1 ? '' : 's'})`, ...volumes, ...confLines],
     exitCode: 0,
   }
 }
