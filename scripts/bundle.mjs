@@ -26,3 +26,5 @@ const bundle = async (entry, out, extra = {}) => {
 await bundle('cli/cli.js', 'pvdisk.mjs')
 // the OCI hook runs on every container start: its own small bundle, without the CLI
 await bundle('runtimes/oci/main.js', 'pvdisk-oci-hook.mjs', { minify: true, keepNames: true }) // less to parse at every start
+// the LXC hook too: LXC runs it at every container start
+await bundle('runtimes/lxc/main.js', 'pvdisk-lxc-hook.mjs', { minify: true, keepNames: true })

@@ -2,7 +2,6 @@
 // lxc.hook.version 0 LXC appends "NAME lxc TYPE" to the hook's arguments; with version 1 it
 // passes LXC_NAME and LXC_HOOK_TYPE. Either way the app is named explicitly or by LXC.
 import type { Argv } from 'yargs'
-import { PvdiskError } from '../../errors.js'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 
 export const command = 'volumes <action> [app] [lxc..]'
@@ -15,21 +14,8 @@ export const builder = (y: Argv<GlobalOptions>) =>
     .positional('lxc', { type: 'string', array: true, describe: 'what LXC appends with lxc.hook.version 0: NAME lxc TYPE' })
     .option('revision', { type: 'string', describe: 'revision for "revision" volumes (default: PVDISK_REVISION, else 0)' })
 
-/** the app: given, else LXC's container name (version 0: appended to argv; version 1: LXC_NAME) */
-export const appOf = (argv: { app?: string, lxc?: string[] }): string => {
-  const extra = argv.lxc ?? []
-  const lxcAt = extra.indexOf('lxc')
-  // "volumes up web NAME lxc TYPE", "volumes up NAME lxc TYPE" (then app is NAME), or nothing appended
-  if (extra.length > 0 && (lxcAt === -1 || lxcAt > 1 || extra.length !== lxcAt + 2)) {
-    throw new PvdiskError('EUSAGE', `unexpected arguments: ${extra.join(' ')}`, ['pvdisk volumes up|down APP; LXC appends NAME lxc TYPE with lxc.hook.version 0'])
-  }
-  const name = argv.app ?? process.env.LXC_NAME
-  if (!name) throw new PvdiskError('EUSAGE', 'no app: name it (pvdisk volumes up APP), or run from an LXC hook', ['pvdisk volumes up|down APP'])
-  return name
-}
-
 export const handler = async (argv: GlobalOptions & { action: 'up' | 'down', app?: string, lxc?: string[], revision?: string }): Promise<CommandResult> => {
-  const { volumesUp, volumesDown } = await import('../../runtimes/lxc/volumes.js')
+  const [{ volumesUp, volumesDown }, { appOf }] = await Promise.all([import('../../runtimes/lxc/volumes.js'), import('../../runtimes/lxc/hook-args.js')])
   const opts = { state: argv.state, root: argv.root, app: appOf(argv), ...(argv.revision !== undefined ? { revision: argv.revision } : {}) }
   const mounts = argv.action === 'up' ? await volumesUp(opts) : await volumesDown(opts)
   return { data: mounts, lines: mounts.map(m => `${m.target}: ${m.result}${m.result === 'unmounted' ? '' : ` <- ${m.source}`}`), exitCode: 0 }

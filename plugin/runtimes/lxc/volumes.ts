@@ -12,6 +12,7 @@ import { liveKernel, type DiskContext } from '../../disks/context.js'
 import { disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
 import { PvdiskError } from '../../errors.js'
 import { isBindOf, mountAt, type MountEntry } from '../../host/kernel.js'
+import { withFstab, type FstabEntry } from '../../host/fstab.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
 import { appVolumes, currentRevision, emptyBootVolume, prepareVolume } from '../../volumes/volumes.js'
@@ -61,11 +62,12 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
   for (const v of volumes) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
   await disksUp(ctx, [...needed.values()])
   const out: VolumeMount[] = []
+  const entries: FstabEntry[] = []
+  const mounts = ctx.kernel.mounts()
   for (const v of volumes) {
     const target = join(volumesDirOf(ctx, app), v.name)
     const src = prepareVolume(ctx, v, revision)
     const source = src.kind === 'dir' ? src.path : 'tmpfs'
-    const mounts = ctx.kernel.mounts()
     const at = mountAt(mounts, target)
     if (at) {
       if (!holds(at, mounts, source)) throw new PvdiskError('EDISK', `${target} is mounted from ${at.source}${at.root}, not from volume ${v.name}`, ['run pvdisk volumes down first; pvdisk leaves what it did not mount alone'])
@@ -74,8 +76,12 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
     }
     emptyBootVolume(ctx, v, revision) // the container is about to start
     mkdirNoFollow(ctx.root, target)
-    await ctx.runner.run({ argv: src.kind === 'dir' ? ['mount', '--bind', '--', source, target] : ['mount', '-t', 'tmpfs', '-o', 'mode=0755', '--', 'pvdisk-boot', target] })
+    entries.push(src.kind === 'dir' ? { source, target, fsType: 'none', options: ['bind'] } : { source: 'pvdisk-boot', target, fsType: 'tmpfs', options: ['mode=0755'] })
     out.push({ volume: v.name, target, source, result: 'mounted' })
+  }
+  // one mount for all of them: this runs at every container start
+  if (entries.length > 0) {
+    await withFstab(ctx.root, join(ctx.root, 'run/pvdisk/hooks'), `volumes-${app}`, entries, fstab => ctx.runner.run({ argv: ['mount', '--all', '--fstab', fstab] }))
   }
   return out
 }

@@ -7,7 +7,7 @@
 //   io.pvdisk.root      --root (default /)
 //   io.pvdisk.revision  the revision for "revision" volumes (default PVDISK_REVISION, else 0)
 // A failure exits non-zero with one line on stderr, and the runtime aborts the start.
-import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readlinkSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidInputError } from '../../config/problems.js'
@@ -20,7 +20,7 @@ import { checkApp, requireStateDevice } from '../../config/state.js'
 import { nameError } from '../../config/path-rules.js'
 import { appVolumes, currentRevision, emptyBootVolume, mkdirBelow, prepareVolume } from '../../volumes/volumes.js'
 import { writeFileAtomic } from '../../host/atomic-write.js'
-import { mkdirNoFollow } from '../../host/no-follow.js'
+import { withFstab } from '../../host/fstab.js'
 
 export interface OciState {
   id: string
@@ -120,24 +120,10 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
     out.push(`${state.id}: ${target} <- ${src.kind === 'dir' ? src.path : 'tmpfs'}`)
   }
   if (entries.length === 0) return out
-  // transient and private: written exclusively, read at once, removed (no fsync needed)
-  const dir = hostPath(ctx, '/run/pvdisk/hooks')
-  mkdirNoFollow(ctx.root, dir, 0o700)
-  const fstab = join(dir, `${state.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.${process.pid}.fstab`)
-  writeFileSync(fstab, entries.map(fstabLine).join(''), { mode: 0o600, flag: 'wx' })
-  try {
-    await runner.run({ argv: ['nsenter', `--target=${state.pid}`, '--mount', '--', 'mount', '--all', '--fstab', fstab] })
-  } finally {
-    rmSync(fstab, { force: true })
-  }
+  await withFstab(ctx.root, hostPath(ctx, '/run/pvdisk/hooks'), state.id, entries, fstab =>
+    runner.run({ argv: ['nsenter', `--target=${state.pid}`, '--mount', '--', 'mount', '--all', '--fstab', fstab] }))
   return out
 }
-
-// fstab fields are separated by whitespace: escape it (and backslash) as mount(8) reads it back
-const fstabField = (s: string): string => s.replace(/[\\ \t\n]/g, c => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`)
-
-export const fstabLine = (m: MountSpec): string =>
-  `${fstabField(m.source)} ${fstabField(m.target)} ${m.fsType} ${m.options.join(',')} 0 0\n`
 
 /** the hook program, next to this module in dist/ (bundled or not) */
 export const hookProgram = (): string => {

@@ -8,6 +8,7 @@ import { json, unmountUnder } from '../../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
+const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-lxc-hook.mjs', import.meta.url))
 
 const state = {
   'device.json': json({ groups: [], disks: [{ name: 'data', type: 'volume-disk' }] }),
@@ -101,7 +102,8 @@ t.test('a real LXC container: pvr-style mount entries, pvdisk\'s hooks, data on 
   makeBusyboxRootfs(rootfs)
   writeFileSync(join(rootfs, 'run.sh'), '#!/bin/sh\necho "start $(ls /scratch | wc -l)" >> /data/log\nls /scratch > /data/scratch-was\necho x > /scratch/x\necho c >> /cache/c\ngrep -E " /(data|cache|scratch) " /proc/mounts > /data/mounts\n')
   chmodSync(join(rootfs, 'run.sh'), 0o755)
-  const hook = (action: string) => `${process.execPath} ${cli} volumes ${action} web --state ${join(dir, 'state')} --root ${root} --revision 5`
+  // the hook program itself, as the README's hook lines have it; LXC (hook version 0) appends "web lxc TYPE"
+  const hook = (action: string) => `${process.execPath} ${hookProgram} ${action} web --state ${join(dir, 'state')} --root ${root} --revision 5`
   // the lines pvr's template writes, with /volumes under the test's root
   const entry = (vol: string, path: string) => `lxc.mount.entry = ${root}/volumes/web/${vol} ${path} none bind,rw,create=dir 0 0`
   writeFileSync(join(lxcpath, 'web/config'), [
@@ -130,4 +132,22 @@ t.test('a real LXC container: pvr-style mount entries, pvdisk\'s hooks, data on 
     spawnSync('lxc-stop', ['-n', 'web', '-P', lxcpath, '-k'])
     unmountUnder(dir)
   }
+})
+
+t.test('the hook program: its arguments, and one clear line for a mistake', async t => {
+  const dir = t.testdir({ state, root: {} })
+  const hook = (args: string[], env: NodeJS.ProcessEnv = process.env) => spawnSync(process.execPath, [hookProgram, ...args], { encoding: 'utf8', env })
+  for (const [args, message] of [
+    [['sideways', 'web'], /first argument: up or down, not "sideways"/],
+    [['up', 'web', '--colour'], /unknown option --colour/],
+    [['up', 'web', '--state'], /--state needs a value/],
+    [['up', 'web', 'x', 'y', '--state', join(dir, 'state')], /unexpected arguments: x y/],
+    [['up', 'nope', '--state', join(dir, 'state'), '--root', join(dir, 'root')], /app "nope" is not in/],
+  ] as const) {
+    const r = hook([...args], { ...process.env, LXC_NAME: '' })
+    t.equal(r.status, 2, args.join(' '))
+    t.match(r.stderr, message)
+    t.notMatch(r.stderr, /unexpected error/)
+  }
+  t.same(readdirSync(join(dir, 'root')), [], 'nothing created')
 })

@@ -118,7 +118,7 @@ t.test('bad input on stdin', async t => {
 })
 
 t.test('fstab lines escape what mount(8) would split on', async t => {
-  const { fstabLine } = await import('../../../plugin/runtimes/oci/hook.js')
+  const { fstabLine } = await import('../../../plugin/host/fstab.js')
   t.equal(fstabLine({ source: '/a b/c\\d', target: '/t\tx', fsType: 'none', options: ['bind'] }), '/a\\040b/c\\134d /t\\011x none bind 0 0\n')
 })
 
