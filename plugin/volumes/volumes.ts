@@ -118,3 +118,20 @@ export const emptyBootVolume = (ctx: DiskContext, v: AppVolume, revision: string
   rmSync(src.path, { recursive: true, force: true }) // rmSync removes links themselves, never what they point to
   mkdirSync(src.path, { mode: 0o755 })
 }
+
+/**
+ * An ovl: volume is the writable layer over the image's own content at its path, as pvr's
+ * template lays it out: the changes in <volume>/upper, overlayfs's scratch in <volume>/work.
+ * Both are made without following links; paths that overlayfs options cannot carry are refused.
+ */
+export const overlayLayersOf = (ctx: DiskContext, dir: string): { upper: string, work: string } => {
+  if (/[,:\\\s]/.test(dir)) throw new PvdiskError('EDISK', `${dir}: an overlay's upper directory cannot contain a comma, colon, backslash or space`, ['use a disk and app whose paths have none'])
+  const upper = join(dir, 'upper')
+  const work = join(dir, 'work')
+  ctx.runner.note(`mkdir -p ${upper} ${work}`)
+  if (!ctx.runner.planning) {
+    mkdirBelow(dir, ['upper'])
+    mkdirBelow(dir, ['work'])
+  }
+  return { upper, work }
+}

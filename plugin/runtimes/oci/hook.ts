@@ -18,7 +18,7 @@ import { PvdiskError } from '../../errors.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
 import { checkApp, requireStateDevice } from '../../config/state.js'
 import { nameError } from '../../config/path-rules.js'
-import { appVolumes, currentRevision, emptyBootVolume, mkdirBelow, prepareVolume } from '../../volumes/volumes.js'
+import { appVolumes, currentRevision, emptyBootVolume, mkdirBelow, overlayLayersOf, prepareVolume } from '../../volumes/volumes.js'
 import { writeFileAtomic } from '../../host/atomic-write.js'
 import { withFstab } from '../../host/fstab.js'
 
@@ -114,6 +114,14 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
     const inside = join(rootfs, target)
     const src = prepareVolume(ctx, v, revision)
     emptyBootVolume(ctx, v, revision) // createRuntime: this container is starting
+    if (v.overlay && src.kind === 'dir') {
+      // ovl: the image's own content at that path is the lower layer; changes go to the volume
+      if (/[,:\\\s]/.test(inside)) throw new PvdiskError('EDISK', `${inside}: an overlay's lower directory cannot contain a comma, colon, backslash or space`)
+      const { upper, work } = overlayLayersOf(ctx, src.path)
+      entries.push({ source: 'overlay', target: inside, fsType: 'overlay', options: [`lowerdir=${inside}`, `upperdir=${upper}`, `workdir=${work}`] })
+      out.push(`${state.id}: ${target} <- overlay of the image's ${target} with ${upper}`)
+      continue
+    }
     entries.push(src.kind === 'dir'
       ? { source: src.path, target: inside, fsType: 'none', options: ['bind'] }
       : { source: 'pvdisk-boot', target: inside, fsType: 'tmpfs', options: ['mode=0755'] })

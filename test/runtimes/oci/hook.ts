@@ -136,3 +136,32 @@ t.test('a hook whose container shares the host\'s mount namespace refuses, and m
     host.kill('SIGKILL')
   }
 })
+
+t.test('ovl: a real overlay over the image\'s own content: changes persist in the volume, unchanged files show the image', async t => {
+  if (!requirePrereq(t, findInPath('runc') !== undefined, 'runc is not installed (it comes with docker.io)')) return
+  if (!requirePrereq(t, isRoot(), 'runc needs root')) return
+  const ovlState = { ...state, web: { 'src.json': json({ '#spec': 'service-manifest-src@1', docker_name: 'local/busybox', persistence: { 'ovl:/etc/app/': 'permanent@data-disk' } }) } }
+  const dir = t.testdir({ state: ovlState, root: {}, runc: {} })
+  try {
+    const annotations = { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': join(dir, 'root') }
+    const run = (cmd: string) => {
+      const b = bundle(dir, annotations, cmd)
+      mkdirSync(join(b, 'rootfs/etc/app'), { recursive: true })
+      writeFileSync(join(b, 'rootfs/etc/app/from-image'), 'image v1')
+      return { b, r: spawnSync('runc', ['--root', join(dir, 'runc'), 'run', '--bundle', b, `pvdisk-ovl-${process.pid}-${Math.random().toString(16).slice(2, 6)}`], { encoding: 'utf8', timeout: 60_000 }) }
+    }
+    const first = run('cat /etc/app/from-image > /etc/app/seen; echo mine > /etc/app/changed; grep " /etc/app " /proc/mounts > /etc/app/mounts')
+    t.equal(first.r.status, 0, first.r.stderr)
+    const vol = join(dir, 'root/media/pv/dmcrypt/data-disk/perm/web/dockerovl--etc-app')
+    t.equal(readFileSync(join(vol, 'upper/seen'), 'utf8'), 'image v1', 'the container saw the image\'s file at that path')
+    t.equal(readFileSync(join(vol, 'upper/changed'), 'utf8'), 'mine\n', 'its changes went to the volume')
+    t.match(readFileSync(join(vol, 'upper/mounts'), 'utf8'), /^overlay \/etc\/app overlay /, 'an overlay mount')
+    t.equal(existsSync(join(vol, 'upper/from-image')), false, 'an unchanged file is not copied into the volume')
+    t.equal(existsSync(join(first.b, 'rootfs/etc/app/changed')), false, 'the image itself is untouched')
+    const second = run('cat /etc/app/changed /etc/app/from-image > /tmp/x; cp /tmp/x /etc/app/second')
+    t.equal(second.r.status, 0, second.r.stderr)
+    t.equal(readFileSync(join(vol, 'upper/second'), 'utf8'), 'mine\nimage v1', 'the next start sees its own change and the image\'s current content')
+  } finally {
+    unmountUnder(dir)
+  }
+})
