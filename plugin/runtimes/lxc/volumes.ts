@@ -3,8 +3,10 @@
 // its directory on its disk, or a fresh tmpfs for boot without a disk); the container then
 // bind-mounts them through the lxc.mount.entry lines pvr writes. After it stops they go.
 // `pvdisk volumes up|down APP` is what lxc.hook.pre-start and lxc.hook.post-stop run.
+import { lstatSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { DiskEntry } from '../../config/check-device.js'
+import { isJsonObject, type Json } from '../../config/json-source.js'
 import { InvalidInputError } from '../../config/problems.js'
 import { nameError } from '../../config/path-rules.js'
 import { checkApp, requireStateDevice } from '../../config/state.js'
@@ -15,7 +17,7 @@ import { isBindOf, mountAt, type MountEntry } from '../../host/kernel.js'
 import { withFstab, type FstabEntry } from '../../host/fstab.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
-import { appVolumes, currentRevision, emptyBootVolume, prepareVolume } from '../../volumes/volumes.js'
+import { appVolumes, currentRevision, emptyBootVolume, overlayLayersOf, prepareVolume } from '../../volumes/volumes.js'
 
 export interface VolumesOptions {
   state: string
@@ -62,8 +64,8 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
   for (const v of volumes) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
   await disksUp(ctx, [...needed.values()])
   const out: VolumeMount[] = []
-  const entries: FstabEntry[] = []
   const mounts = ctx.kernel.mounts()
+  const entries: FstabEntry[] = imageVolumes(ctx, opts.state, app, checked.run?.raw, mounts, out)
   for (const v of volumes) {
     const target = join(volumesDirOf(ctx, app), v.name)
     const src = prepareVolume(ctx, v, revision)
@@ -75,6 +77,7 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
       continue
     }
     emptyBootVolume(ctx, v, revision) // the container is about to start
+    if (v.overlay && src.kind === 'dir') overlayLayersOf(ctx, src.path) // the upper and work dirs the overlay mount entry names
     mkdirNoFollow(ctx.root, target)
     entries.push(src.kind === 'dir' ? { source, target, fsType: 'none', options: ['bind'] } : { source: 'pvdisk-boot', target, fsType: 'tmpfs', options: ['mode=0755'] })
     out.push({ volume: v.name, target, source, result: 'mounted' })
@@ -84,6 +87,31 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
     await withFstab(ctx.root, join(ctx.root, 'run/pvdisk/hooks'), `volumes-${app}`, entries, fstab => ctx.runner.run({ argv: ['mount', '--all', '--fstab', fstab] }))
   }
   return out
+}
+
+/**
+ * The app's read-only images (run.json "volumes", root.squashfs when it names none), loop
+ * mounted at <root>/volumes/<app>/<image> as Pantavisor does: root.squashfs is the lower
+ * layer of the rootfs overlay and of every ovl: volume. dm: (verity) images are not mounted here.
+ */
+const imageVolumes = (ctx: DiskContext, stateDir: string, app: string, run: Json | undefined, mounts: readonly MountEntry[], out: VolumeMount[]): FstabEntry[] => {
+  const listed = isJsonObject(run) && Array.isArray(run.volumes) ? run.volumes.filter((n): n is string => typeof n === 'string') : ['root.squashfs']
+  const entries: FstabEntry[] = []
+  for (const name of listed.filter(n => !n.startsWith('dm:') && nameError(n, 'volume') === undefined)) {
+    const image = join(stateDir, app, name)
+    if (!lstatSync(image, { throwIfNoEntry: false })?.isFile()) continue
+    const target = join(volumesDirOf(ctx, app), name)
+    const at = mountAt(mounts, target)
+    if (at) {
+      if (at.fsType !== 'squashfs') throw new PvdiskError('EDISK', `${target} is mounted from ${at.source}, not from the image ${image}`, ['run pvdisk volumes down first'])
+      out.push({ volume: name, target, source: image, result: 'already mounted' })
+      continue
+    }
+    mkdirNoFollow(ctx.root, target)
+    entries.push({ source: image, target, fsType: 'squashfs', options: ['loop', 'ro'] })
+    out.push({ volume: name, target, source: image, result: 'mounted' })
+  }
+  return entries
 }
 
 /** unmounts whatever is mounted under <root>/volumes/<app>/, innermost first; another app's volumes and the disks stay */
