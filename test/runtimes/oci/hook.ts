@@ -165,3 +165,24 @@ t.test('ovl: a real overlay over the image\'s own content: changes persist in th
     unmountUnder(dir)
   }
 })
+
+t.test('crun runs the hook too (in a mount namespace without the host\'s hybrid cgroup2 mount, which crun refuses)', async t => {
+  if (!requirePrereq(t, findInPath('crun') !== undefined, 'crun is not installed (apt-get install crun)')) return
+  if (!requirePrereq(t, isRoot(), 'crun needs root')) return
+  if (!requirePrereq(t, busyboxPath() !== undefined, 'busybox-static is not installed')) return
+  const dir = t.testdir({ state, root: {}, crun: {} })
+  try {
+    const annotations = { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': join(dir, 'root'), 'io.pvdisk.revision': '4',
+      'run.oci.hooks.stderr': join(dir, 'hook-stderr') } // crun drops a hook's stderr without it
+    const b = bundle(dir, annotations, 'echo from-crun >> /data/f; grep -E " /(data|scratch) " /proc/mounts > /data/mounts')
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --root "$0" run --bundle "$1" "$2"',
+      join(dir, 'crun'), b, `pvdisk-crun-${process.pid}`], { encoding: 'utf8', timeout: 60_000 })
+    t.equal(r.status, 0, `${r.stderr} ${existsSync(join(dir, 'hook-stderr')) ? readFileSync(join(dir, 'hook-stderr'), 'utf8') : ''}`)
+    // the disk was mounted in crun's private namespace: read the data through the disk's backing directory
+    const vol = join(dir, 'root/storage/pv/volume-disk/data-disk/perm/web/docker--data')
+    t.equal(readFileSync(join(vol, 'f'), 'utf8'), 'from-crun\n', 'the container wrote into its permanent volume on its disk')
+    t.match(readFileSync(join(vol, 'mounts'), 'utf8'), /^pvdisk-boot \/scratch tmpfs /m)
+  } finally {
+    unmountUnder(dir)
+  }
+})
