@@ -186,3 +186,35 @@ t.test('crun runs the hook too (in a mount namespace without the host\'s hybrid 
     unmountUnder(dir)
   }
 })
+
+t.test('without root (rootless podman) the hook refuses with one sentence, and nothing is created', async t => {
+  if (!requirePrereq(t, isRoot(), 'switching to another user needs root')) return
+  const { chmodSync, copyFileSync, mkdtempSync, rmSync } = await import('node:fs')
+  const dir = mkdtempSync('/tmp/pvdisk-rootless-')
+  const program = join(dir, 'pvdisk-oci-hook.mjs') // where uid 65534 can read it, wherever the clone is
+  copyFileSync(hookProgram, program)
+  mkdirSync(join(dir, 'state/web'), { recursive: true })
+  mkdirSync(join(dir, 'root'))
+  mkdirSync(join(dir, 'bundle/rootfs'), { recursive: true })
+  writeFileSync(join(dir, 'state/device.json'), json({ groups: [], disks: [{ name: 'data', type: 'volume-disk' }] }))
+  writeFileSync(join(dir, 'state/web/src.json'), json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@data' } }))
+  writeFileSync(join(dir, 'bundle/config.json'), JSON.stringify({ root: { path: 'rootfs' } }))
+  spawnSync('chmod', ['-R', 'a+rwX', dir])
+  chmodSync(dir, 0o755)
+  const user = ['--reuid=65534', '--regid=65534', '--clear-groups']
+  const container = spawn('setpriv', [...user, 'unshare', '-Urm', 'sleep', '30'], { stdio: 'ignore' })
+  try {
+    await new Promise(resolve => setTimeout(resolve, 300))
+    const pid = Number(spawnSync('pgrep', ['-P', String(container.pid), '-n'], { encoding: 'utf8' }).stdout.trim()) || container.pid
+    const oci = { ociVersion: '1.0.2', id: 'rootless', pid, bundle: join(dir, 'bundle'),
+      annotations: { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': join(dir, 'root') } }
+    const r = spawnSync('setpriv', [...user, process.execPath, program, '--stage', 'createRuntime'], { input: JSON.stringify(oci), encoding: 'utf8' })
+    t.equal(r.status, 2, r.stderr)
+    t.match(r.stderr, /^pvdisk: disk operations need root/)
+    t.same(readdirSync(join(dir, 'root')), [], 'nothing created, nothing half-mounted')
+  } finally {
+    container.kill('SIGKILL')
+    spawnSync('pkill', ['-u', '65534', '-f', 'sleep 30'])
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
