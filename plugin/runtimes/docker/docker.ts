@@ -38,6 +38,8 @@ export interface ContainerEngine {
   start(id: string): Promise<void>
   stop(id: string): Promise<void>
   remove(id: string): Promise<void>
+  /** the image's layer directories on the host, top first (overlay2); [] when the storage driver keeps none */
+  imageLayers(image: string): Promise<string[]>
 }
 
 const explain = (e: unknown, what: string): PvdiskError => {
@@ -101,6 +103,12 @@ export const connectDocker = async (): Promise<ContainerEngine> => {
     }),
     remove: id => call('remove container', async () => {
       await docker.getContainer(id).remove({ force: true })
+    }),
+    imageLayers: image => call(`inspect image ${image}`, async () => {
+      const info = await docker.getImage(image).inspect()
+      const data = info.GraphDriver?.Data as { UpperDir?: string, LowerDir?: string } | undefined
+      if (info.GraphDriver?.Name !== 'overlay2' || !data?.UpperDir) return []
+      return [data.UpperDir, ...(data.LowerDir ?? '').split(':')].filter(Boolean)
     }),
   }
 }

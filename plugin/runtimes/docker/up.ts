@@ -14,6 +14,7 @@ import type { DiskEntry } from '../../config/check-device.js'
 import { liveKernel, mountPointOf, type DiskContext } from '../../disks/context.js'
 import { backendFor, disksDown, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
 import type { ContainerEngine, ContainerSpec, MountSpec } from './docker.js'
+import { isDockerOverlay, mountOverlays, overlayTargetOf, unmountOverlays } from './overlays.js'
 import { PvdiskError } from '../../errors.js'
 import type { Json } from '../../config/json-source.js'
 import { ProcessRunner } from '../../host/run.js'
@@ -121,7 +122,8 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
       const src = prepareVolume(ctx, v, revision)
       if (src.kind === 'dir') {
         sources.set(v.name, src.path)
-        mounts.push({ type: 'bind', source: src.path, target: v.containerPath })
+        // an ovl: volume reaches the container as the overlay mounted just before it starts
+        mounts.push({ type: 'bind', source: isDockerOverlay(v) ? overlayTargetOf(ctx, app.name, v) : src.path, target: v.containerPath })
       } else mounts.push({ type: 'tmpfs', target: v.containerPath })
     }
     const spec = specOf(app, mounts, opts, revision)
@@ -134,6 +136,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
       }
       verifyMounts(ctx, volumes, sources)
       for (const v of volumes) emptyBootVolume(ctx, v, revision)
+      await mountOverlays(ctx, app.name, () => opts.engine.imageLayers(spec.image), volumes, revision)
       await opts.engine.start(found.id)
       out.push({ app: app.name, container: found.name, result: 'started', mounts })
       continue
@@ -145,6 +148,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
     const id = await opts.engine.create(spec)
     verifyMounts(ctx, volumes, sources)
     for (const v of volumes) emptyBootVolume(ctx, v, revision)
+    await mountOverlays(ctx, app.name, () => opts.engine.imageLayers(spec.image), volumes, revision)
     await opts.engine.start(id)
     out.push({ app: app.name, container: spec.name, result, mounts })
   }
@@ -166,6 +170,7 @@ export const stateDown = async (opts: UpOptions): Promise<{ containers: string[]
     await opts.engine.stop(c.id)
     await opts.engine.remove(c.id)
   }
+  await unmountOverlays(ctx, [...new Set([...state.apps.map(a => a.name), ...ours.map(c => c.labels[LABEL_APP] ?? '').filter(Boolean)])])
   // a disk stays up while any running container (pvdisk's or not) still has a mount on it
   const running = (await opts.engine.list('')).filter(c => c.running)
   const idle = [...state.disks.disks.values()].filter(isProvisionedByPvdisk).filter(d => {

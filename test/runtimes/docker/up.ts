@@ -90,3 +90,42 @@ t.test('without Docker: a clear error, nothing started', async t => {
   t.equal(r.status, 1)
   t.match(r.stderr, /^pvdisk: cannot reach Docker \(ENOENT\) at DOCKER_HOST=unix:\/\/.*nope\.sock/m)
 })
+
+t.test('ovl: on Docker: an overlay over the image\'s own content at that path, the changes in the volume', async t => {
+  const d = await startDockerd(t)
+  if (!d) return
+  const { makeBusyboxRootfs } = await import('../../fixtures/busybox.js')
+  const { mkdirSync, writeFileSync } = await import('node:fs')
+  const dir = t.testdir({
+    state: {
+      'device.json': json({ groups: [], disks: [{ name: 'data-disk', type: 'volume-disk' }] }),
+      web: { 'src.json': json({ '#spec': 'service-manifest-src@1', docker_name: 'local/ovl', docker_tag: 'latest',
+        config: { Cmd: ['sh', '-c', 'cat /etc/app/from-image > /data/seen; cat /etc/app/changed >> /data/seen 2>/dev/null; echo mine > /etc/app/changed; sleep 600'] },
+        persistence: { '/data': 'permanent@data-disk', 'ovl:/etc/app/': 'permanent@data-disk' } }) },
+    },
+    root: {}, image: {},
+  })
+  makeBusyboxRootfs(join(dir, 'image'))
+  mkdirSync(join(dir, 'image/etc/app'), { recursive: true })
+  writeFileSync(join(dir, 'image/etc/app/from-image'), 'image v1\n')
+  const { importRootfs } = await import('../../fixtures/dockerd.js')
+  await importRootfs(d.docker, join(dir, 'image'), 'local/ovl')
+  const env = { ...process.env, DOCKER_HOST: d.host }
+  const pv = (...args: string[]) => spawnSync(process.execPath, [cli, ...args, '--state', join(dir, 'state'), '--root', join(dir, 'root')], { encoding: 'utf8', env })
+  const disk = join(dir, 'root/media/pv/dmcrypt/data-disk')
+  const seen = join(disk, 'perm/web/docker--data/seen')
+  try {
+    const up = pv('up', '--network', 'none')
+    t.equal(up.status, 0, up.stderr)
+    t.ok(await until(() => existsSync(join(disk, 'perm/web/dockerovl--etc-app/upper/changed'))), 'the change went to the volume\'s upper directory')
+    t.equal(readFileSync(seen, 'utf8'), 'image v1\n', 'the container saw the image\'s own file at the ovl: path')
+    t.equal(existsSync(join(disk, 'perm/web/dockerovl--etc-app/upper/from-image')), false, 'unchanged files are not copied')
+    t.equal(pv('down').status, 0)
+    t.notMatch(readFileSync('/proc/self/mountinfo', 'utf8'), ` ${join(dir, 'root/run/pvdisk/ovl')}/`, 'down takes the overlay down')
+    t.equal(pv('up', '--network', 'none').status, 0)
+    t.ok(await until(() => readFileSync(seen, 'utf8') === 'image v1\nmine\n'), 'the next start sees its own change over the image')
+  } finally {
+    pv('down')
+    unmountUnder(dir)
+  }
+})
