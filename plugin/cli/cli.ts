@@ -19,6 +19,7 @@ import * as usage from './commands/usage.js'
 import * as gc from './commands/gc.js'
 import * as ociHook from './commands/oci-hook.js'
 import * as volumes from './commands/volumes.js'
+import { PVDISK_VERSION } from './version.js'
 
 type Handler<A> = (argv: A) => Promise<CommandResult>
 
@@ -81,7 +82,7 @@ export const main = async (args: string[]): Promise<void> => {
         throw err ?? new PvdiskError('EUSAGE', msg ?? 'invalid usage', ['see pvdisk --help'])
       })
       .help()
-      .version()
+      .version(PVDISK_VERSION)
       .wrap(Math.min(100, process.stdout.columns ?? 100))
       .parseAsync()
   } catch (e) {

@@ -40,7 +40,8 @@ export const currentRevision = (given?: string): string => {
   return rev
 }
 
-const defaultDisk = (disks: DiskIndex): DiskEntry | undefined => [...disks.disks.values()].find(d => d.fields.default === 'yes')
+/** the disk of volumes that name none: the one marked "default": "yes" */
+export const defaultDisk = (disks: DiskIndex): DiskEntry | undefined => [...disks.disks.values()].find(d => d.fields.default === 'yes')
 
 /** the volumes of a validated app (src.json planned storage) */
 export const appVolumes = (app: AppState, disks: DiskIndex): AppVolume[] => {

@@ -115,3 +115,14 @@ t.test('out of space anywhere: one clear line naming the path, exit 1, valid --j
     t.notMatch(plain.stderr, /report it as a bug/)
   }), 'a small tmpfs')
 })
+
+t.test('--version prints the package version from any directory; the hook programs answer --help', async t => {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  t.equal(run(['--version'], '/').stdout.trim(), version)
+  for (const program of ['pvdisk-oci-hook.mjs', 'pvdisk-lxc-hook.mjs']) {
+    const { spawnSync } = await import('node:child_process')
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL(`../../dist/${program}`, import.meta.url)), '--help'], { encoding: 'utf8', cwd: '/' })
+    t.equal(r.status, 0, program)
+    t.match(r.stdout, /^usage: pvdisk-/)
+  }
+})

@@ -28,6 +28,15 @@ const parse = (args: string[]) => {
   return { action, opts: { state: flags.state ?? '.', root: flags.root ?? '/', app: appOf(app === undefined ? { lxc } : { app, lxc }), ...(flags.revision !== undefined ? { revision: flags.revision } : {}) } }
 }
 
+const USAGE = `usage: pvdisk-lxc-hook up|down APP --state DIR [--root DIR] [--revision REV]
+Pantavisor's /volumes step for LXC hooks: up mounts the app's images and volumes at
+<root>/volumes/<app>/..., down unmounts them. LXC's own arguments (NAME lxc TYPE) may follow.
+`
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
+
 try {
   const { action, opts } = parse(process.argv.slice(2))
   const mounts = action === 'up' ? await volumesUp(opts) : await volumesDown(opts)

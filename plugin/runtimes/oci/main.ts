@@ -7,6 +7,15 @@ import { formatProblem, type Problem } from '../../config/problems.js'
 import { ociHook } from './hook.js'
 
 const args = process.argv.slice(2)
+const USAGE = `usage: pvdisk-oci-hook [--stage createRuntime|prestart|poststop]
+An OCI runtime hook: it reads the container's state JSON on stdin, and mounts the volumes of
+the app its annotations name (io.pvdisk.state, io.pvdisk.app; io.pvdisk.root, io.pvdisk.revision).
+pvdisk oci-hook --hooks-d DIR writes hooks.d files for podman and CRI-O.
+`
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
 const at = args.indexOf('--stage')
 const stage = at >= 0 ? args[at + 1] ?? '' : 'createRuntime'
 try {

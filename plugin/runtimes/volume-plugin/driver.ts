@@ -10,6 +10,7 @@ import { isProvisionedByPvdisk } from '../../disks/engine.js'
 import { isPvdiskError, PvdiskError } from '../../errors.js'
 import { nameError } from '../../config/path-rules.js'
 import { parsePersistenceValue } from '../../config/persistence.js'
+import { defaultDisk } from '../../volumes/volumes.js'
 import { hasLostItsMount, mountpointOf, mountVolume, releaseVolume, type MountEnv } from './driver-mounts.js'
 import { loadDriverState, saveDriverState, type DriverState, type DriverVolume } from './driver-state.js'
 
@@ -21,6 +22,8 @@ export interface DriverOptions {
   revision: string
   /** where the volume list and mount counts are kept */
   stateFile: string
+  /** one call per failed request, for the operator's log */
+  onFailure?: (failure: { endpoint: string, volume: string, caller: string, reason: string }) => void
 }
 
 export type Reply = Record<string, unknown> & { Err?: string }
@@ -61,7 +64,12 @@ export class VolumeDriver {
   handle(endpoint: string, body: Record<string, unknown>): Promise<Reply> {
     const run = this.queue.then(() => this.dispatch(endpoint, body))
     this.queue = run.catch(() => undefined)
-    return run.catch((e: unknown) => ({ Err: isPvdiskError(e) ? [e.message, ...e.details].join('; ') : `pvdisk: ${(e as Error).message}` }))
+    return run.catch((e: unknown) => ({ Err: isPvdiskError(e) ? [e.message, ...e.details].join('; ') : `pvdisk: ${(e as Error).message}` })).then(reply => {
+      if (reply.Err !== undefined && reply.Err !== '') {
+        this.opts.onFailure?.({ endpoint, volume: typeof body.Name === 'string' ? body.Name : '', caller: typeof body.ID === 'string' ? body.ID : '', reason: reply.Err })
+      }
+      return reply
+    })
   }
 
   private async dispatch(endpoint: string, body: Record<string, unknown>): Promise<Reply> {
@@ -103,11 +111,10 @@ export class VolumeDriver {
     if (appBad) return { Err: `-o app=${app}: ${appBad.message}` }
     const parsed = parsePersistenceValue(typeof o.persistence === 'string' ? o.persistence : 'permanent')
     if (!parsed.ok) return { Err: `-o persistence: ${parsed.message}; write permanent, revision or boot, optionally @DISK` }
-    const disk = parsed.disk === undefined ? undefined : resolveDisk(this.opts.disks, parsed.disk)
-    if (parsed.disk !== undefined) {
-      if (!disk) return { Err: `-o persistence: unknown disk "${parsed.disk}"; disks: ${[...this.opts.disks.disks.keys()].join(', ') || 'none'}` }
-      if (!isProvisionedByPvdisk(disk)) return { Err: `disk "${parsed.disk}" (${disk.type}) cannot hold pvdisk volumes` }
-    }
+    // no @DISK: the disk marked "default": "yes", as pvdisk up places such volumes
+    const disk = parsed.disk === undefined ? defaultDisk(this.opts.disks) : resolveDisk(this.opts.disks, parsed.disk)
+    if (parsed.disk !== undefined && !disk) return { Err: `-o persistence: unknown disk "${parsed.disk}"; disks: ${[...this.opts.disks.disks.keys()].join(', ') || 'none'}` }
+    if (disk && !isProvisionedByPvdisk(disk)) return { Err: `disk "${disk.name}" (${disk.type}) cannot hold pvdisk volumes` }
     const existing = this.state.volumes[name]
     const wanted = { app, persistence: parsed.persistence, disk: disk?.name } // an alias is recorded as the disk's name
     if (existing) {

@@ -43,7 +43,10 @@ export const runPlugin = async (opts: PluginOptions): Promise<void> => {
   if (errors.length > 0) throw new InvalidInputError(`${device.file}: ${errors.length} error(s); not serving`, device.problems.list)
   const revision = currentRevision(opts.revision)
   const ctx: DiskContext = { root: resolve(opts.root), runner: new ProcessRunner(), kernel: liveKernel, log: m => log('info', 'disk', { message: m }) }
-  const driver = new VolumeDriver({ ctx, disks, revision, stateFile: hostPath(ctx, '/var/lib/pvdisk/volume-driver.json') })
+  const driver = new VolumeDriver({
+    ctx, disks, revision, stateFile: hostPath(ctx, '/var/lib/pvdisk/volume-driver.json'),
+    onFailure: f => log('error', 'request', { ...f }),
+  })
   await driver.reconcile()
   const server = await startServer(opts.socket, driver)
   const apps = async () => (await loadState(opts.state)).apps.map(a => a.name)

@@ -57,3 +57,16 @@ t.test('a damaged state file is moved aside with a warning; the plugin starts', 
   t.same(await d2.handle('/VolumeDriver.List', {}), { Volumes: [{ Name: 'good', Mountpoint: '' }] }, 'records that are no volume records are dropped')
   t.match(again.log, [/dropped the record of "bad"/, /dropped the record of "worse"/])
 })
+
+t.test('a volume without @DISK goes to the disk marked "default": "yes", as pvdisk up places it; a failed request is reported', async t => {
+  const withDefault = checkDevice(sink(json({ groups: [], disks: [{ name: 'main', type: 'volume-disk', default: 'yes' }, { name: 'other', type: 'volume-disk' }] })).parsed.value, sink('{}').problems)
+  const root = t.testdir({})
+  const failures: unknown[] = []
+  const ctx: DiskContext = { root, runner: new RecordingRunner({ planning: false }), kernel: { mounts: () => [], loops: () => [], dms: () => [] }, log: () => undefined }
+  const d = new VolumeDriver({ ctx, disks: withDefault, revision: '0', stateFile: join(root, 'state.json'), onFailure: f => failures.push(f) })
+  t.same(await d.handle('/VolumeDriver.Create', { Name: 'v', Opts: { app: 'web' } }), {})
+  t.match(await d.handle('/VolumeDriver.Get', { Name: 'v' }), { Volume: { Status: { disk: 'main' } } })
+  t.same(failures, [], 'nothing failed yet')
+  t.match(await d.handle('/VolumeDriver.Mount', { Name: 'nope', ID: 'c7' }), { Err: /no pvdisk volume named "nope"/ })
+  t.match(failures, [{ endpoint: '/VolumeDriver.Mount', volume: 'nope', caller: 'c7', reason: /no pvdisk volume named "nope"/ }], 'one record per failed request: request, volume, caller, reason')
+})
