@@ -67,6 +67,7 @@ export const main = async (args: string[]): Promise<void> => {
       .command(validate.command, validate.describe, validate.builder, wrap(validate.handler))
       .command(app.command, app.describe, app.builder, wrap(app.handler))
       .command(disk.command, disk.describe, disk.builder, wrap(disk.handler))
+      .command(disk.status.command, disk.status.describe, disk.status.builder, wrap(disk.status.handler))
       .command(plan.command, plan.describe, plan.builder, wrap(plan.handler))
       .command(up.command, up.describe, up.builder, wrap(up.handler))
       .command(down.command, down.describe, down.builder, wrap(down.handler))

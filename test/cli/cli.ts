@@ -126,3 +126,17 @@ t.test('--version prints the package version from any directory; the hook progra
     t.match(r.stdout, /^usage: pvdisk-/)
   }
 })
+
+t.test('ordinary mistakes: exit 2 and one sentence saying what to do; pvdisk status is disk status', async t => {
+  const dir = t.testdir({ state })
+  const hooks = run(['oci-hook', '--hooks-d', join(dir, 'missing')])
+  t.equal(hooks.status, 2)
+  t.match(hooks.stderr, /^pvdisk: --hooks-d .*missing: no such directory\n {2}create it first/)
+  t.equal(existsSync(join(dir, 'missing')), false, 'nothing created')
+  const write = run(['usage', '--write', '--state', join(dir, 'state')])
+  t.equal(write.status, 2)
+  t.match(write.stderr, /^pvdisk: --write needs a directory/)
+  const status = run(['status', '--json', '--state', join(dir, 'state'), '--root', join(dir, 'root')])
+  t.equal(status.status, 0, status.stderr)
+  t.same(JSON.parse(status.stdout), JSON.parse(run(['disk', 'status', '--json', '--state', join(dir, 'state'), '--root', join(dir, 'root')]).stdout))
+})

@@ -30,3 +30,11 @@ export const handler = async (argv: GlobalOptions & { action: 'up' | 'down' | 's
   if (argv.dryRun) return { data: { plan: session.plan() }, lines: session.plan(), exitCode: 0 }
   return { data: outcomes, lines: [...session.messages, ...outcomes.map(o => `${o.name}: ${o.result}`)], exitCode: 0 }
 }
+
+/** `pvdisk status`, PRODUCT.md's name for the state of the disks: the same as `pvdisk disk status` */
+export const status = {
+  command: 'status [names..]',
+  describe: 'the state of the disks, from the kernel (the same as pvdisk disk status)',
+  builder: (y: Argv<GlobalOptions>) => y.positional('names', { type: 'string', array: true, describe: 'disk names or aliases (default: every disk pvdisk provisions)' }),
+  handler: (argv: GlobalOptions & { names?: string[] }): Promise<CommandResult> => handler({ ...argv, action: 'status', dryRun: false }),
+}

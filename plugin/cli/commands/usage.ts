@@ -12,6 +12,10 @@ export const builder = (y: Argv<GlobalOptions>) => y
   .option('write', { type: 'string', describe: 'directory for usage.json and pvdisk.prom (node_exporter textfile collector)' })
 
 export const handler = async (argv: GlobalOptions & { write?: string }): Promise<CommandResult> => {
+  if (argv.write === '') {
+    const { PvdiskError } = await import('../../errors.js')
+    throw new PvdiskError('EUSAGE', '--write needs a directory', ['pvdisk usage --write /var/lib/node_exporter/textfile_collector'])
+  }
   const [{ diskSession }, report, { writeFileAtomic }] = await Promise.all([import('../disk-session.js'), import('../../caretaker/usage-report.js'), import('../../host/atomic-write.js')])
   const session = await diskSession(argv, false)
   const cacheFile = report.cacheFileOf(session.ctx)

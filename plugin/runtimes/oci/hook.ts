@@ -7,7 +7,7 @@
 //   io.pvdisk.root      --root (default /)
 //   io.pvdisk.revision  the revision for "revision" volumes (default PVDISK_REVISION, else 0)
 // A failure exits non-zero with one line on stderr, and the runtime aborts the start.
-import { existsSync, readFileSync, readlinkSync } from 'node:fs'
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidInputError } from '../../config/problems.js'
@@ -143,6 +143,9 @@ export const hookProgram = (): string => {
 
 /** hooks.d 1.0.0 files for podman and CRI-O: createRuntime and poststop, for annotated containers */
 export const writeHooksD = async (dir: string): Promise<string[]> => {
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new PvdiskError('EUSAGE', `--hooks-d ${dir}: no such directory`, [`create it first (mkdir -p ${dir}), or name podman's hooks.d, e.g. /etc/containers/oci/hooks.d`])
+  }
   const files: string[] = []
   for (const stage of ['createRuntime', 'poststop']) {
     const file = join(dir, `pvdisk-${stage.toLowerCase()}.json`)
