@@ -127,6 +127,13 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
       } else mounts.push({ type: 'tmpfs', target: v.containerPath })
     }
     const spec = specOf(app, mounts, opts, revision)
+    // a real start: mounts verified, boot emptied, ovl: overlays mounted, then the container
+    const start = async (id: string): Promise<void> => {
+      verifyMounts(ctx, volumes, sources)
+      for (const v of volumes) emptyBootVolume(ctx, v, revision)
+      await mountOverlays(ctx, app.name, () => opts.engine.imageLayers(spec.image), volumes, revision)
+      await opts.engine.start(id)
+    }
     const found = existing.find(c => c.labels[LABEL_APP] === app.name)
     let result: AppOutcome['result']
     if (found && found.labels[LABEL_SPEC] === spec.labels[LABEL_SPEC]) {
@@ -134,10 +141,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
         out.push({ app: app.name, container: found.name, result: 'unchanged', mounts })
         continue
       }
-      verifyMounts(ctx, volumes, sources)
-      for (const v of volumes) emptyBootVolume(ctx, v, revision)
-      await mountOverlays(ctx, app.name, () => opts.engine.imageLayers(spec.image), volumes, revision)
-      await opts.engine.start(found.id)
+      await start(found.id)
       out.push({ app: app.name, container: found.name, result: 'started', mounts })
       continue
     }
@@ -145,11 +149,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
       await opts.engine.remove(found.id)
       result = 'recreated'
     } else result = 'created'
-    const id = await opts.engine.create(spec)
-    verifyMounts(ctx, volumes, sources)
-    for (const v of volumes) emptyBootVolume(ctx, v, revision)
-    await mountOverlays(ctx, app.name, () => opts.engine.imageLayers(spec.image), volumes, revision)
-    await opts.engine.start(id)
+    await start(await opts.engine.create(spec))
     out.push({ app: app.name, container: spec.name, result, mounts })
   }
   for (const c of existing) {
