@@ -1,7 +1,7 @@
 // Bundles the CLI into dist/pvdisk.mjs: one file starts much faster than ~100 ESM modules
 // (yargs alone costs ~50 ms of module loading unbundled; see bench/validate.mjs).
 import { build } from 'esbuild'
-import { chmodSync } from 'node:fs'
+import { chmodSync, copyFileSync } from 'node:fs'
 
 const bundle = async (entry, out, extra = {}) => {
   const outfile = new URL(`../dist/${out}`, import.meta.url).pathname
@@ -28,3 +28,7 @@ await bundle('cli/cli.js', 'pvdisk.mjs')
 await bundle('runtimes/oci/main.js', 'pvdisk-oci-hook.mjs', { minify: true, keepNames: true }) // less to parse at every start
 // the LXC hook too: LXC runs it at every container start
 await bundle('runtimes/lxc/main.js', 'pvdisk-lxc-hook.mjs', { minify: true, keepNames: true })
+// the hooks' fast path: a POSIX sh client that hands the work to `pvdisk serve`, else runs the hook programs
+const client = new URL('../dist/pvdisk-hook', import.meta.url).pathname
+copyFileSync(new URL('../plugin/cli/pvdisk-hook.sh', import.meta.url).pathname, client)
+chmodSync(client, 0o755)

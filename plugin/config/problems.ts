@@ -1,6 +1,6 @@
 // A problem is one finding in one file: severity, a stable code, where (file, JSON
 // pointer, line and column) and what to do about it.
-import { PvdiskError } from '../errors.js'
+import { exitStatusOf, fromSystemError, isPvdiskError, PvdiskError } from '../errors.js'
 import { lineColumn, type ParsedJson } from './json-source.js'
 
 export type Severity = 'error' | 'warning'
@@ -91,4 +91,15 @@ export class InvalidInputError extends PvdiskError {
     super('EINVALID', message)
     this.problems = problems
   }
+}
+
+/**
+ * What a small program (a hook) prints when it fails, and its exit status: the input's
+ * errors, one line of what went wrong with what to do, and "unexpected error" only for a bug.
+ */
+export const failureReport = (thrown: unknown, program: string): { text: string, exitCode: number } => {
+  const e = fromSystemError(thrown) ?? thrown
+  if (!isPvdiskError(e)) return { text: `pvdisk: ${program}: unexpected error: ${(e as Error)?.message ?? String(e)}\n`, exitCode: 1 }
+  const problems = e instanceof InvalidInputError ? e.problems.filter(p => p.severity === 'error') : []
+  return { text: `${[...problems.map(formatProblem), `pvdisk: ${e.message}`, ...e.details.map(d => `  ${d}`)].join('\n')}\n`, exitCode: exitStatusOf(e.code) }
 }

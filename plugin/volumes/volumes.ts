@@ -33,8 +33,8 @@ export interface AppVolume {
 export type VolumeSource = { kind: 'dir', path: string } | { kind: 'tmpfs' }
 
 /** --revision, else PVDISK_REVISION, else "0" */
-export const currentRevision = (given?: string): string => {
-  const rev = given ?? process.env.PVDISK_REVISION ?? '0'
+export const currentRevision = (given?: string, env: NodeJS.ProcessEnv = process.env): string => {
+  const rev = given ?? env.PVDISK_REVISION ?? '0'
   const bad = nameError(rev, 'revision')
   if (bad) throw new PvdiskError('EUSAGE', `revision ${JSON.stringify(rev)}: ${bad.message}`, ['use a plain revision name such as 3 or locals'])
   return rev

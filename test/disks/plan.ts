@@ -2,7 +2,7 @@
 // way to cover CAAM and DCP here); the same code runs for real in test/disks/uml.ts.
 import t, { type Test } from 'tap'
 import { fileURLToPath } from 'node:url'
-import { mkdirSync, writeFileSync, readdirSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { checkDevice } from '../../plugin/config/check-device.js'
 import { disksDown, disksUp, selectDisks } from '../../plugin/disks/engine.js'

@@ -18,7 +18,19 @@ export const builder = (y: Argv<GlobalOptions>) => y
 
 export const handler = async (argv: GlobalOptions & { socket: string, revision?: string, config?: string, usageCron?: string, gcCron?: string, healthCron?: string, metricsDir?: string, logFormat: 'text' | 'json' }): Promise<CommandResult> => {
   const { runPlugin } = await import('../../runtimes/volume-plugin/main.js')
+  const { serveHook } = await import('../hook-service.js')
   const optional = Object.fromEntries(Object.entries({ revision: argv.revision, config: argv.config, usageCron: argv.usageCron, gcCron: argv.gcCron, healthCron: argv.healthCron, metricsDir: argv.metricsDir }).filter(([, v]) => v !== undefined))
-  await runPlugin({ state: argv.state, root: argv.root, socket: argv.socket, logFormat: argv.logFormat, ...optional })
+  await runPlugin({
+    state: argv.state, root: argv.root, socket: argv.socket, logFormat: argv.logFormat, ...optional,
+    // the OCI and LXC hooks' fast path (dist/pvdisk-hook): one line for each
+    routes: (ctx, log) => ({
+      '/Pvdisk.Hook': async body => {
+        const reply = await serveHook(body, ctx.runner)
+        if (reply.status === 200) log('info', 'hook', { request: reply.request ?? '?', status: 200 })
+        else if (reply.status !== 409) log('error', 'hook', { request: reply.request ?? '?', status: reply.status, reason: reply.text.split('\n').find(l => l.startsWith('pvdisk: ')) ?? reply.text.trim() })
+        return reply
+      },
+    }),
+  })
   return { data: { stopped: true }, lines: [], exitCode: 0 }
 }

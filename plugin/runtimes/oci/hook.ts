@@ -68,10 +68,18 @@ const rootfsOf = (bundle: string): string => {
   return isAbsolute(p) ? p : join(bundle, p)
 }
 
-export const ociHook = async (stage: string, stdin: string, runner: Runner = new ProcessRunner()): Promise<string[]> => {
+/** where the hook runs: its environment and cwd (relative annotations mean the hook's cwd), and how it runs commands */
+export interface HookCaller {
+  runner?: Runner
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+}
+
+export const ociHook = async (stage: string, stdin: string, caller: HookCaller = {}): Promise<string[]> => {
+  const { runner = new ProcessRunner(), env = process.env, cwd = process.cwd() } = caller
   const state = parseOciState(stdin)
   const a = state.annotations ?? {}
-  const stateDir = a['io.pvdisk.state']
+  const stateDir = a['io.pvdisk.state'] ? resolve(cwd, a['io.pvdisk.state']) : undefined
   const appName = a['io.pvdisk.app']
   if (stage === 'poststop') {
     // the bind mounts lived in the container's mount namespace and went with it; disks stay up for others
@@ -91,8 +99,8 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
   if (errors.length > 0) throw new InvalidInputError(`${stateDir}: ${errors.length} error(s); not starting ${state.id}`, problems)
   if (!app?.storage) throw new PvdiskError('EINVALID', `app "${appName}" is not in ${stateDir} (or has no src.json)`, ['check the io.pvdisk.app annotation'])
   const loaded = { disks: index }
-  const ctx: DiskContext = { root: resolve(a['io.pvdisk.root'] ?? '/'), runner, kernel: liveKernel, log: () => undefined }
-  const revision = currentRevision(a['io.pvdisk.revision'])
+  const ctx: DiskContext = { root: resolve(cwd, a['io.pvdisk.root'] ?? '/'), runner, kernel: liveKernel, log: () => undefined }
+  const revision = currentRevision(a['io.pvdisk.revision'], env)
   const volumes = appVolumes(app, loaded.disks).filter(v => v.containerPath !== undefined)
   const disks = [...new Map(volumes.flatMap(v => (v.disk && isProvisionedByPvdisk(v.disk) ? [[v.disk.name, v.disk] as const] : []))).values()]
   await disksUp(ctx, disks)
@@ -133,16 +141,25 @@ export const ociHook = async (stage: string, stdin: string, runner: Runner = new
   return out
 }
 
-/** the hook program, next to this module in dist/ (bundled or not) */
-export const hookProgram = (): string => {
+/** a program of dist/ (the hook program, the fast path's client), next to this module bundled or not */
+const distProgram = (name: string): string => {
   // bundled, this module is dist/pvdisk.mjs; built but not bundled, dist/runtimes/oci/hook.js
-  const bundled = fileURLToPath(new URL('./pvdisk-oci-hook.mjs', import.meta.url))
-  const unbundled = fileURLToPath(new URL('../../pvdisk-oci-hook.mjs', import.meta.url))
+  const bundled = fileURLToPath(new URL(`./${name}`, import.meta.url))
+  const unbundled = fileURLToPath(new URL(`../../${name}`, import.meta.url))
   return existsSync(bundled) || !existsSync(unbundled) ? bundled : unbundled
 }
 
-/** hooks.d 1.0.0 files for podman and CRI-O: createRuntime and poststop, for annotated containers */
-export const writeHooksD = async (dir: string): Promise<string[]> => {
+export const hookProgram = (): string => distProgram('pvdisk-oci-hook.mjs')
+
+/** sh + curl: hands the hook to `pvdisk serve`, else runs hookProgram() */
+export const hookClient = (): string => distProgram('pvdisk-hook')
+
+/**
+ * hooks.d 1.0.0 files for podman and CRI-O: createRuntime and poststop, for annotated
+ * containers. They run the fast path's client, which asks `pvdisk serve` on socket (its
+ * default when not given) and falls back to the hook program with this very Node.
+ */
+export const writeHooksD = async (dir: string, socket?: string): Promise<string[]> => {
   if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new PvdiskError('EUSAGE', `--hooks-d ${dir}: no such directory`, [`create it first (mkdir -p ${dir}), or name podman's hooks.d, e.g. /etc/containers/oci/hooks.d`])
   }
@@ -151,7 +168,13 @@ export const writeHooksD = async (dir: string): Promise<string[]> => {
     const file = join(dir, `pvdisk-${stage.toLowerCase()}.json`)
     const body = {
       version: '1.0.0',
-      hook: { path: process.execPath, args: [process.execPath, hookProgram(), '--stage', stage], timeout: 120 },
+      hook: {
+        path: hookClient(),
+        args: ['pvdisk-hook', ...(socket !== undefined ? ['--socket', socket] : []), 'oci', '--stage', stage],
+        // a hook's env replaces the runtime's: the client needs curl on PATH, and this Node to fall back on
+        env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `PVDISK_NODE=${process.execPath}`],
+        timeout: 120,
+      },
       when: { annotations: { '^io\\.pvdisk\\.app$': '.+' } },
       stages: [stage],
     }

@@ -6,7 +6,7 @@ import { loadConfig } from '../../caretaker/config.js'
 import { startJobs, type Log } from '../../caretaker/schedules.js'
 import { hostPath, liveKernel, type DiskContext } from '../../disks/context.js'
 import { ProcessRunner } from '../../host/run.js'
-import { startServer } from './server.js'
+import { startServer, type RawRoute } from './server.js'
 import { loadState, requireStateDevice } from '../../config/state.js'
 import { VolumeDriver } from './driver.js'
 import { currentRevision } from '../../volumes/volumes.js'
@@ -22,6 +22,8 @@ export interface PluginOptions {
   healthCron?: string
   metricsDir?: string
   logFormat: 'text' | 'json'
+  /** endpoints beside the plugin API, given the daemon's context (the hooks' fast path) */
+  routes?: (ctx: DiskContext, log: Log) => Record<string, RawRoute>
 }
 
 export const makeLog = (format: 'text' | 'json'): Log => (level, event, fields = {}) => {
@@ -48,7 +50,7 @@ export const runPlugin = async (opts: PluginOptions): Promise<void> => {
     onFailure: f => log('error', 'request', { ...f }),
   })
   await driver.reconcile()
-  const server = await startServer(opts.socket, driver)
+  const server = await startServer(opts.socket, driver, opts.routes?.(ctx, log))
   const apps = async () => (await loadState(opts.state)).apps.map(a => a.name)
   let appNames = await apps()
   const jobs = startJobs(ctx, disks, config, { revision, apps: () => appNames, log })

@@ -25,7 +25,10 @@ export interface PluginServer {
   stop(): Promise<void>
 }
 
-export const startServer = async (socket: string, driver: VolumeDriver): Promise<PluginServer> => {
+/** an endpoint beside the plugin API that takes its body as bytes and answers text (the hooks' fast path) */
+export type RawRoute = (body: Buffer) => Promise<{ status: number, text: string }>
+
+export const startServer = async (socket: string, driver: VolumeDriver, raw: Record<string, RawRoute> = {}): Promise<PluginServer> => {
   const activated = process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid)
   if (!activated && Buffer.byteLength(socket) > 107) {
     throw new PvdiskError('EUSAGE', `--socket ${socket}: ${Buffer.byteLength(socket)} bytes, but a unix socket path may have at most 107`, ['choose a shorter path'])
@@ -59,6 +62,14 @@ export const startServer = async (socket: string, driver: VolumeDriver): Promise
       if (late) return reply(503, { Err: 'pvdisk is stopping; retry once it is back' })
       if (req.method !== 'POST') return reply(405, { Err: 'plugin endpoints take POST' })
       if (size > MAX_BODY) return reply(413, { Err: 'request too large' })
+      const route = raw[req.url ?? '']
+      if (route) {
+        void route(Buffer.concat(chunks)).catch((e: Error) => ({ status: 500, text: `pvdisk: unexpected error: ${e.message}\n` })).then(r => {
+          res.writeHead(r.status, { 'Content-Type': 'text/plain; charset=utf-8' })
+          res.end(r.text)
+        })
+        return
+      }
       let body: Record<string, unknown> = {}
       try {
         const text = Buffer.concat(chunks).toString('utf8').trim()

@@ -4,11 +4,12 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { json, unmountUnder } from '../../fixtures/helpers.js'
+import { json, unmountUnder, until } from '../../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
 const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-lxc-hook.mjs', import.meta.url))
+const { hookClient, startServe } = await import('../../fixtures/serve.js')
 
 const state = {
   'device.json': json({ groups: [], disks: [{ name: 'data', type: 'volume-disk' }] }),
@@ -106,15 +107,16 @@ t.test('a real LXC container: pvr-style mount entries, pvdisk\'s hooks, data on 
   const hook = (action: string) => `${process.execPath} ${hookProgram} ${action} web --state ${join(dir, 'state')} --root ${root} --revision 5`
   // the lines pvr's template writes, with /volumes under the test's root
   const entry = (vol: string, path: string) => `lxc.mount.entry = ${root}/volumes/web/${vol} ${path} none bind,rw,create=dir 0 0`
-  writeFileSync(join(lxcpath, 'web/config'), [
+  const config = (hooked: (action: string) => string) => writeFileSync(join(lxcpath, 'web/config'), [
     'lxc.uts.name = web', `lxc.rootfs.path = dir:${rootfs}`, 'lxc.net.0.type = empty', 'lxc.mount.auto = proc:mixed sys:ro',
     'lxc.autodev = 1', 'lxc.tty.max = 0', 'lxc.pty.max = 16', 'lxc.console.path = none', 'lxc.init.cmd = /run.sh',
-    `lxc.hook.pre-start = ${hook('up')}`, `lxc.hook.post-stop = ${hook('down')}`,
+    `lxc.hook.pre-start = ${hooked('up')}`, `lxc.hook.post-stop = ${hooked('down')}`,
     entry('docker--data', 'data'), entry('docker--cache', 'cache'), entry('docker--scratch', 'scratch'), entry('docker--run-x', 'run/x'),
     '',
   ].join('\n'))
+  config(hook)
   mkdirSync(join(dir, 'logs'), { recursive: true })
-  const start = () => spawnSync('lxc-start', ['-n', 'web', '-P', lxcpath, '-F', '-l', 'DEBUG', '-o', join(dir, 'logs/lxc.log')], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] })
+  const start = (env: NodeJS.ProcessEnv = process.env) => spawnSync('lxc-start', ['-n', 'web', '-P', lxcpath, '-F', '-l', 'DEBUG', '-o', join(dir, 'logs/lxc.log')], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'], env })
   const M = join(root, 'media/pv/dmcrypt/data')
   try {
     const first = start()
@@ -124,8 +126,13 @@ t.test('a real LXC container: pvr-style mount entries, pvdisk\'s hooks, data on 
     t.ok(existsSync(join(M, 'rev/5/web/docker--cache/c')), 'the revision volume follows --revision')
     t.notMatch(readFileSync('/proc/self/mountinfo', 'utf8'), ` ${root}/volumes/web/`, 'post-stop took the /volumes mounts down')
     t.ok(existsSync(join(M, 'boot/web/docker--scratch/x')), 'boot data stays on the disk until the next start')
-    const second = start()
-    t.equal(second.status, 0, second.stderr)
+    // the second start on the fast path: the client hands both hooks to a running pvdisk serve
+    // (PVDISK_NODE naming no program: the in-process fallback could not have done it)
+    const d = await startServe(t, join(dir, 'state'), root)
+    config(action => `${hookClient} --socket ${d.socket} lxc ${action} web --state ${join(dir, 'state')} --root ${root} --revision 5`)
+    const second = start({ ...process.env, PVDISK_NODE: '/nonexistent/node' })
+    t.equal(second.status, 0, `${second.stderr}\n${d.log()}`)
+    t.ok(await until(() => /info hook request="lxc up web .* web lxc pre-start" status=200/.test(d.log())), `LXC appended NAME lxc TYPE, and the daemon did the work: ${d.log()}`)
     t.equal(readFileSync(join(M, 'perm/web/docker--data/log'), 'utf8'), 'start 0\nstart 0\n', 'permanent data survives stop and start; boot is empty at each start')
     t.equal(readFileSync(join(M, 'rev/5/web/docker--cache/c'), 'utf8'), 'c\nc\n')
   } finally {

@@ -11,6 +11,7 @@ import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
 const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-oci-hook.mjs', import.meta.url))
+const hookClient = fileURLToPath(new URL('../../../dist/pvdisk-hook', import.meta.url))
 t.setTimeout(120_000)
 
 const state = {
@@ -92,12 +93,16 @@ t.test('a symlink in the image never redirects a mount', async t => {
 
 t.test('hooks.d files for podman and CRI-O', async t => {
   const dir = t.testdir({})
-  const r = spawnSync(process.execPath, [cli, 'oci-hook', '--hooks-d', dir], { encoding: 'utf8' })
+  const r = spawnSync(process.execPath, [cli, 'oci-hook', '--hooks-d', dir, '--socket', '/run/pv.sock'], { encoding: 'utf8' })
   t.equal(r.status, 0, r.stderr)
   const create = JSON.parse(readFileSync(join(dir, 'pvdisk-createruntime.json'), 'utf8'))
   t.same(create, {
     version: '1.0.0',
-    hook: { path: process.execPath, args: [process.execPath, hookProgram, '--stage', 'createRuntime'], timeout: 120 },
+    // the fast path's client, which falls back to the hook program with this Node
+    hook: {
+      path: hookClient, args: ['pvdisk-hook', '--socket', '/run/pv.sock', 'oci', '--stage', 'createRuntime'],
+      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `PVDISK_NODE=${process.execPath}`], timeout: 120,
+    },
     when: { annotations: { '^io\\.pvdisk\\.app$': '.+' } },
     stages: ['createRuntime'],
   })

@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findInPath } from '../../../plugin/host/run.js'
 import { busyboxPath } from '../../fixtures/busybox.js'
-import { json, unmountUnder } from '../../fixtures/helpers.js'
+import { json, unmountUnder, until } from '../../fixtures/helpers.js'
+import { startServeAt } from '../../fixtures/serve.js'
 import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
@@ -27,7 +28,10 @@ t.test('podman runs a container with pvdisk\'s hooks.d files: volumes on the dis
     // root lacks CAP_SYS_RESOURCE here: podman's default ulimits would fail every container
     'containers.conf': '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n',
   })
-  const hooks = spawnSync(process.execPath, [cli, 'oci-hook', '--hooks-d', join(dir, 'hooks')], { encoding: 'utf8' })
+  const sock = mkdtempSync('/tmp/pvdisk-s-')
+  t.teardown(() => rmSync(sock, { recursive: true, force: true }))
+  const socket = join(sock, 'pvdisk.sock')
+  const hooks = spawnSync(process.execPath, [cli, 'oci-hook', '--hooks-d', join(dir, 'hooks'), '--socket', socket], { encoding: 'utf8' })
   t.equal(hooks.status, 0, hooks.stderr)
   copyFileSync(busyboxPath() ?? '/bin/busybox', join(dir, 'rootfs/bin/busybox'))
   for (const a of ['sh', 'echo', 'cat', 'ls', 'grep']) symlinkSync('busybox', join(dir, 'rootfs/bin', a))
@@ -48,8 +52,11 @@ t.test('podman runs a container with pvdisk\'s hooks.d files: volumes on the dis
     t.equal(readFileSync(join(M, 'perm/web/docker--data/f'), 'utf8'), 'from-podman\n', 'the container wrote into perm/web/docker--data on the disk')
     t.match(readFileSync(join(M, 'perm/web/docker--data/mounts'), 'utf8'), / \/data /)
     t.ok(existsSync(join(M, 'boot/web/docker--scratch/x')))
+    // the first run had no daemon (the client fell back to the hook program); now pvdisk serve answers
+    const d = await startServeAt(t, socket, join(dir, 'state'), join(dir, 'root'))
     const second = run('echo again >> /data/f; ls /scratch > /data/scratch-was')
     t.equal(second.status, 0, second.stderr)
+    t.ok(await until(() => /info hook request="oci --stage createRuntime" status=200/.test(d.log())), `the daemon did the second start's hook: ${d.log()}`)
     t.equal(readFileSync(join(M, 'perm/web/docker--data/f'), 'utf8'), 'from-podman\nagain\n', 'data survives')
     t.equal(readFileSync(join(M, 'perm/web/docker--data/scratch-was'), 'utf8'), '', 'boot is empty at every start')
     const plain = podman(['run', '--rm', '--runtime', 'runc', '--network', 'none', 'local/busybox:latest', 'sh', '-c', 'echo untouched'])
