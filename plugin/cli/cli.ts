@@ -76,6 +76,7 @@ export const main = async (args: string[]): Promise<void> => {
       .command(gc.command, gc.describe, gc.builder, wrap(gc.handler))
       .command(ociHook.command, ociHook.describe, ociHook.builder, wrap(ociHook.handler))
       .command(volumes.command, volumes.describe, volumes.builder, wrap(volumes.handler))
+      .completion('completion', 'print a bash or zsh completion script (by $SHELL): pvdisk completion >> ~/.bashrc')
       .strict()
       .demandCommand(1, 'name a command; see pvdisk --help')
       .recommendCommands()

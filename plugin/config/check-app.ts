@@ -82,6 +82,10 @@ const pvrOrder = (a: Planned, b: Planned): number => Buffer.compare(sortKey(a.pa
 export const checkSrc = (data: Json, disks: DiskIndex | undefined, problems: FileProblems): PlannedStorage | undefined => {
   if (!isJsonObject(data)) return undefined
   checkUnknownKeys(data, SRC_KEYS, '', problems)
+  if (isJsonObject(data.persistence) && data.docker_name === undefined && data.docker_digest === undefined) {
+    problems.warn('src-no-image', '', 'names no image (docker_name or docker_digest), so pvdisk up cannot start it with Docker',
+      'set docker_name (and docker_tag) for Docker; LXC (pvdisk volumes up) and the OCI hook need none')
+  }
   const before = problems.list.filter(p => p.severity === 'error').length
   const planned = new Map<string, Planned>() // by volume name
   const plan = (key: string, at: string, volume: RunVolume | undefined, fromImage: boolean): void => {

@@ -95,7 +95,7 @@ export const loadState = async (dir: string): Promise<LoadedState> => {
   const top = new FileProblems(dir)
   const st = await fs.stat(dir).catch(() => undefined)
   if (!st?.isDirectory()) {
-    top.error('state-not-found', '', st ? 'is not a directory' : 'does not exist', 'give the state directory (a pvr checkout) with --state or as PATH')
+    top.error('state-not-found', '', st ? 'is not a directory' : 'does not exist', 'give the state directory (a pvr checkout) with --state (validate, up and down also take it as PATH)')
     return { dir, disks: emptyDiskIndex(), apps: [], problems: top.list }
   }
   const [deviceResult, names] = await Promise.all([

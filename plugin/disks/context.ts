@@ -49,7 +49,7 @@ const step = (ctx: DiskContext, what: string, fn: () => void): void => {
 export const act = {
   mkdirp: (ctx: DiskContext, dir: string, mode = 0o755): void => step(ctx, `mkdir -p ${dir}`, () => mkdirNoFollow(ctx.root, dir, mode)),
   /** a tool's own fixed directory outside --root (caam-keygen's /data/caam) */
-  mkdirTool: (ctx: DiskContext, dir: string, mode = 0o700): void => step(ctx, `mkdir -p ${dir}`, () => mkdirSync(dir, { recursive: true, mode })),
+  mkdirTool: (ctx: DiskContext, dir: string, mode = 0o700, note?: string): void => step(ctx, `mkdir -p ${dir}${note ? ` (${note})` : ''}`, () => mkdirSync(dir, { recursive: true, mode })),
   rename: (ctx: DiskContext, from: string, to: string): void => step(ctx, `rename ${from} to ${to}`, () => renameSync(from, to)),
   touch: (ctx: DiskContext, file: string): void => step(ctx, `create ${file}`, () => writeFileSync(file, '', { mode: 0o644 })),
   /**

@@ -14,6 +14,8 @@ import {
 
 // where caam-keygen (pantacor/keyctl_caam) reads and writes blobs; fixed in the tool, a tmpfs on devices
 const caamBlobDir = (): string => process.env.PVDISK_CAAM_BLOB_DIR ?? '/data/caam'
+/** said in the plan, because it is the one path pvdisk touches outside --root */
+const blobDirNote = (ctx: DiskContext): string | undefined => (ctx.root === '/' ? undefined : "caam-keygen's own blob directory, fixed in the tool: outside --root")
 
 /** Pantavisor installs its DCP tool next to the crypt script, not in PATH */
 const dcpTool = (): string => findInPath('x--pv-dcp-tool') ??
@@ -42,14 +44,14 @@ export const caamNxp: CryptScheme = {
   tools: ['caam-keygen', 'keyctl', 'dmsetup'],
   keyFile: ref => join(ref.dir, `${ref.keyName}.bb`),
   createKey: async (ctx, ref) => {
-    act.mkdirTool(ctx, caamBlobDir())
+    act.mkdirTool(ctx, caamBlobDir(), 0o700, blobDirNote(ctx))
     const blob = join(caamBlobDir(), `${ref.keyName}.bb`)
     await caamKeygen(ctx, ref, ['create', ref.keyName, 'ecb', '-s', '16'], blob)
     await copySecret(ctx, blob, caamNxp.keyFile(ref))
     removeFile(ctx, join(caamBlobDir(), ref.keyName)) // the black key: loaded from the blob at every open
   },
   open: async (ctx, ref, loop, dm, sectors) => {
-    act.mkdirTool(ctx, caamBlobDir())
+    act.mkdirTool(ctx, caamBlobDir(), 0o700, blobDirNote(ctx))
     await copySecret(ctx, caamNxp.keyFile(ref), join(caamBlobDir(), `${ref.keyName}.bb`))
     const imported = join(caamBlobDir(), `${ref.keyName}.import`)
     // the blob argument is relative: caam-keygen finds <key>.bb in its working directory, the image directory

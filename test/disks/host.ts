@@ -1,7 +1,7 @@
 // Bind disks for real on the host (directories, bind mounts, mountinfo), through the CLI.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { json, withTmpfs } from '../fixtures/helpers.js'
@@ -97,12 +97,26 @@ t.test('missing tools: one clear error naming the package, nothing created', asy
 
 t.test('disk operations need root; plan does not', async t => {
   if (!requirePrereq(t, isRoot(), 'changing user needs root')) return
-  const dir = t.testdir({ state: { 'device.json': device }, root: {} })
-  const base = ['--state', join(dir, 'state'), '--root', join(dir, 'root')]
-  const r = run(['disk', 'up', ...base], { uid: 65534 })
-  t.equal(r.status, 2)
+  // the clone may sit under a 0700 directory (root's home, mktemp -d) that nobody cannot
+  // enter: the bundle (one file, nothing from node_modules) and the state go to a directory it can
+  const dir = mkdtempSync('/tmp/pvdisk-nobody-')
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  chmodSync(dir, 0o755)
+  mkdirSync(join(dir, 'state'))
+  mkdirSync(join(dir, 'root'))
+  writeFileSync(join(dir, 'state/device.json'), device)
+  copyFileSync(cli, join(dir, 'pvdisk.mjs'))
+  const nobody = (args: string[]) => spawnSync(process.execPath, [join(dir, 'pvdisk.mjs'), ...args, '--state', join(dir, 'state'), '--root', join(dir, 'root')], { encoding: 'utf8', uid: 65534, gid: 65534 })
+  const r = nobody(['disk', 'up'])
+  t.equal(r.status, 2, r.stderr)
   t.match(r.stderr, /^pvdisk: disk operations need root/m)
-  t.equal(run(['plan', ...base], { uid: 65534 }).status, 0)
+  for (const [command, what] of [['up', 'pvdisk up needs root'], ['down', 'pvdisk down needs root'], ['serve', 'pvdisk serve needs root']] as const) {
+    const c = nobody([command])
+    t.equal(c.status, 2, `${command}: ${c.stderr}`)
+    t.match(c.stderr, new RegExp(`^pvdisk: ${what} \\(`), `${command} says so first, before Docker or /var/lib is touched`)
+  }
+  const plan = nobody(['plan'])
+  t.equal(plan.status, 0, plan.stderr)
   t.equal(existsSync(join(dir, 'root/media')), false)
 })
 

@@ -1,6 +1,7 @@
 // pvdisk serve: the Docker VolumeDriver plugin and the scheduled jobs
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
+import { requireRoot } from '../root.js'
 
 export const command = 'serve'
 
@@ -17,6 +18,7 @@ export const builder = (y: Argv<GlobalOptions>) => y
   .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'one line per event, as text or JSON' })
 
 export const handler = async (argv: GlobalOptions & { socket: string, revision?: string, config?: string, usageCron?: string, gcCron?: string, healthCron?: string, metricsDir?: string, logFormat: 'text' | 'json' }): Promise<CommandResult> => {
+  requireRoot('serve', 'it mounts disks and volumes for Docker and the hooks')
   const { runPlugin } = await import('../../runtimes/volume-plugin/main.js')
   const { serveHook } = await import('../hook-service.js')
   const optional = Object.fromEntries(Object.entries({ revision: argv.revision, config: argv.config, usageCron: argv.usageCron, gcCron: argv.gcCron, healthCron: argv.healthCron, metricsDir: argv.metricsDir }).filter(([, v]) => v !== undefined))

@@ -40,6 +40,8 @@ export interface ContainerEngine {
   remove(id: string): Promise<void>
   /** the image's layer directories on the host, top first (overlay2); [] when the storage driver keeps none */
   imageLayers(image: string): Promise<string[]>
+  /** whether a network of this name or id exists */
+  hasNetwork(name: string): Promise<boolean>
 }
 
 const explain = (e: unknown, what: string): PvdiskError => {
@@ -103,6 +105,15 @@ export const connectDocker = async (): Promise<ContainerEngine> => {
     }),
     remove: id => call('remove container', async () => {
       await docker.getContainer(id).remove({ force: true })
+    }),
+    hasNetwork: name => call(`inspect network ${name}`, async () => {
+      try {
+        await docker.getNetwork(name).inspect()
+        return true
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode === 404) return false
+        throw e
+      }
     }),
     imageLayers: image => call(`inspect image ${image}`, async () => {
       const info = await docker.getImage(image).inspect()

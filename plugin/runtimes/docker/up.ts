@@ -18,6 +18,7 @@ import { isDockerOverlay, mountOverlays, overlayTargetOf, unmountOverlays } from
 import { PvdiskError } from '../../errors.js'
 import type { Json } from '../../config/json-source.js'
 import { ProcessRunner } from '../../host/run.js'
+import { createProgress } from '../../host/progress.js'
 import { loadState, type AppState } from '../../config/state.js'
 import { appVolumes, currentRevision, emptyBootVolume, prepareVolume, type AppVolume } from '../../volumes/volumes.js'
 
@@ -106,6 +107,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
   const volumesOf = new Map(apps.map(a => [a.name, appVolumes(a, state.disks)]))
   for (const app of apps) imageOf(app) // every app names an image before anything happens
   await opts.engine.ping()
+  await checkNetwork(opts.engine, opts.network)
 
   const needed = new Map<string, DiskEntry>()
   for (const v of [...volumesOf.values()].flat()) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
@@ -149,7 +151,13 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
       await opts.engine.remove(found.id)
       result = 'recreated'
     } else result = 'created'
-    await start(await opts.engine.create(spec))
+    const id = await opts.engine.create(spec)
+    try {
+      await start(id)
+    } catch (e) {
+      await opts.engine.remove(id).catch(() => undefined) // no container left in Created: the next up starts afresh
+      throw e
+    }
     out.push({ app: app.name, container: spec.name, result, mounts })
   }
   for (const c of existing) {
@@ -161,14 +169,31 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
   return out
 }
 
+/** Docker's own modes, or a network that exists: a typo fails before any container is made */
+const checkNetwork = async (engine: ContainerEngine, network: string | undefined): Promise<void> => {
+  if (network === undefined || ['bridge', 'host', 'none', 'default'].includes(network) || network.startsWith('container:')) return
+  if (!await engine.hasNetwork(network)) {
+    throw new PvdiskError('EUSAGE', `--network ${network}: Docker has no such network`, ['docker network ls lists them; or use bridge, host, none or container:NAME'])
+  }
+}
+
 export const stateDown = async (opts: UpOptions): Promise<{ containers: string[], disks: string[] }> => {
   const log = opts.log ?? (() => undefined)
   const state = await loadValid(opts.state)
   const ctx = contextOf(opts.root, log)
   const ours = await opts.engine.list(`${LABEL_STATE}=${resolve(opts.state)}`)
-  for (const c of ours) {
-    await opts.engine.stop(c.id)
-    await opts.engine.remove(c.id)
+  // all at once: each may take Docker's 10 s stop timeout
+  const progress = createProgress('stopping containers', ours.length)
+  let stopped = 0
+  progress.update(0)
+  try {
+    await Promise.all(ours.map(async c => {
+      await opts.engine.stop(c.id)
+      await opts.engine.remove(c.id)
+      progress.update(++stopped, c.name)
+    }))
+  } finally {
+    progress.finish()
   }
   await unmountOverlays(ctx, [...new Set([...state.apps.map(a => a.name), ...ours.map(c => c.labels[LABEL_APP] ?? '').filter(Boolean)])])
   // a disk stays up while any running container (pvdisk's or not) still has a mount on it

@@ -8,6 +8,7 @@ import { PvdiskError } from '../../errors.js'
 import type { VolumeDriver } from './driver.js'
 
 const MAX_BODY = 1024 * 1024
+const DOCKER_PLUGINS = '/run/docker/plugins'
 const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.1+json'
 
 const listening = (socket: string): Promise<boolean> => new Promise(resolve => {
@@ -33,7 +34,11 @@ export const startServer = async (socket: string, driver: VolumeDriver, raw: Rec
   if (!activated && Buffer.byteLength(socket) > 107) {
     throw new PvdiskError('EUSAGE', `--socket ${socket}: ${Buffer.byteLength(socket)} bytes, but a unix socket path may have at most 107`, ['choose a shorter path'])
   }
-  if (!activated) mkdirSync(dirname(socket), { recursive: true, mode: 0o755 })
+  if (!activated && !existsSync(dirname(socket))) {
+    // Docker's plugin directory may not exist before dockerd first ran; any other is the user's to make
+    if (dirname(socket) !== DOCKER_PLUGINS) throw new PvdiskError('EUSAGE', `--socket ${socket}: the directory ${dirname(socket)} does not exist`, [`create it first, or use Docker's ${DOCKER_PLUGINS}/pvdisk.sock`])
+    mkdirSync(DOCKER_PLUGINS, { recursive: true, mode: 0o755 })
+  }
   if (!activated && existsSync(socket)) {
     if (await listening(socket)) throw new PvdiskError('EUSAGE', `${socket}: another plugin is already listening there`, ['stop it, or choose another --socket'])
     unlinkSync(socket) // left by a plugin that died
