@@ -14,7 +14,7 @@ const run = (args: string[], cwd?: string) => {
 
 const state = {
   'device.json': json({ groups: [{ name: 'app' }], disks: [{ name: 'secure-disk', type: 'dm-crypt-versatile', path: '/s/v.img,2,k' }] }),
-  web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@secure-disk' } }) },
+  web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@secure-disk' }, docker_name: 'local/web' }) },
 }
 
 t.test('validate: a good state exits 0', async t => {
@@ -27,7 +27,7 @@ t.test('validate: a good state exits 0', async t => {
 })
 
 t.test('validate: problems with file:line:col, exit 2, --json', async t => {
-  const dir = t.testdir({ ...state, web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@secure-dsk' } }) } })
+  const dir = t.testdir({ ...state, web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@secure-dsk' }, docker_name: 'local/web' }) } })
   const r = run(['validate', dir])
   t.equal(r.status, 2)
   t.match(r.stdout, /web\/src\.json:4:3: error \[persistence-disk-unknown\] at \/persistence\/~1data: unknown disk "secure-dsk" Hint: did you mean "secure-disk"\?/)
@@ -70,7 +70,7 @@ t.test('app install: writes, then up to date; invalid input exits 2 and writes n
   t.match(dry.stdout, /is up to date/)
   // (t.testdir replaces the previous fixture of this test)
 
-  const bad = t.testdir({ ...state, web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'forever' } }) } })
+  const bad = t.testdir({ ...state, web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'forever' }, docker_name: 'local/web' }) } })
   const b = run(['app', 'install', 'web', '--state', bad])
   t.equal(b.status, 2)
   t.match(b.stderr, /src\.json:4:3: error \[persistence-type-unknown\]/)
@@ -104,7 +104,7 @@ t.test('out of space anywhere: one clear line naming the path, exit 1, valid --j
   t.ok(await withTmpfs(mnt, '256k', false, async () => {
     writeFileSync(join(mnt, 'device.json'), JSON.stringify({ groups: [] }))
     mkdirSync(join(mnt, 'web'))
-    writeFileSync(join(mnt, 'web/src.json'), JSON.stringify({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent' } }))
+    writeFileSync(join(mnt, 'web/src.json'), JSON.stringify({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent' }, docker_name: 'local/web' }))
     spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=4k'])
     const r = run(['app', 'install', 'web', '--state', mnt, '--json'])
     t.equal(r.status, 1, r.stderr)
@@ -133,6 +133,13 @@ t.test('ordinary mistakes: exit 2 and one sentence saying what to do; pvdisk sta
   t.equal(hooks.status, 2)
   t.match(hooks.stderr, /^pvdisk: --hooks-d .*missing: no such directory\n {2}create it first/)
   t.equal(existsSync(join(dir, 'missing')), false, 'nothing created')
+  if (process.getuid?.() === 0) {
+    const missing = `/tmp/pvdisk-no-such-dir-${process.pid}`
+    const socket = run(['serve', '--state', join(dir, 'state'), '--root', join(dir, 'root'), '--socket', `${missing}/sub/p.sock`])
+    t.equal(socket.status, 2)
+    t.match(socket.stderr, /^pvdisk: --socket .*p\.sock: the directory .*\/sub does not exist\n {2}create it first/)
+    t.equal(existsSync(missing), false, 'serve --socket never creates a directory of the user\'s')
+  }
   const write = run(['usage', '--write', '--state', join(dir, 'state')])
   t.equal(write.status, 2)
   t.match(write.stderr, /^pvdisk: --write needs a directory/)

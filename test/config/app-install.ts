@@ -8,7 +8,7 @@ const deviceJson = json({
   groups: [{ name: 'app' }],
   disks: [{ name: 'secure-disk', type: 'dm-crypt-versatile', path: '/s/v.img,2,k', aliases: ['dm-versatile'] }],
 })
-const srcJson = (persistence: Record<string, string>) => json({ '#spec': 'service-manifest-src@1', persistence })
+const srcJson = (persistence: Record<string, string>) => json({ '#spec': 'service-manifest-src@1', persistence, docker_name: 'local/app' })
 
 t.test('writes run.json from src.json, then changes no byte', async t => {
   const dir = t.testdir({ 'device.json': deviceJson, web: { 'src.json': srcJson({ '/data': 'permanent@secure-disk', 'ovl:/etc/x': 'boot' }) } })

@@ -13,7 +13,7 @@ const disks = (() => {
 })()
 
 const src = (persistence: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
-  const { parsed, problems } = sink(json({ '#spec': 'service-manifest-src@1', persistence, ...extra }), 'src.json')
+  const { parsed, problems } = sink(json({ '#spec': 'service-manifest-src@1', docker_name: 'local/app', persistence, ...extra }), 'src.json')
   checkSchema('src', parsed.value, problems)
   const planned = checkSrc(parsed.value, disks, problems)
   return { storage: planned?.storage, keys: planned?.keys, list: codes(problems.list), problems: problems.list }
@@ -118,6 +118,18 @@ t.test('typos of src.json keys are warned about', async t => {
   const { parsed, problems } = sink(json({ '#spec': 'service-manifest-src@1', persistance: { '/a': 'boot' } }))
   checkSrc(parsed.value, disks, problems)
   t.same(codes(problems.list), ['W unknown-key /persistance'])
+})
+
+t.test('an app that names no image is valid, with a warning: pvdisk up cannot start it with Docker', async t => {
+  const { parsed, problems } = sink(json({ '#spec': 'service-manifest-src@1', persistence: { '/a': 'boot' } }))
+  checkSrc(parsed.value, disks, problems)
+  t.same(codes(problems.list), ['W src-no-image '])
+  t.match(problems.list[0], { hint: /LXC \(pvdisk volumes up\) and the OCI hook need none/ })
+  for (const image of [{ docker_name: 'x' }, { docker_digest: 'sha256:00' }]) {
+    const named = sink(json({ '#spec': 'service-manifest-src@1', ...image, persistence: { '/a': 'boot' } }))
+    checkSrc(named.parsed.value, disks, named.problems)
+    t.same(codes(named.problems.list), [], `${Object.keys(image)[0]} names it`)
+  }
 })
 
 t.test('#spec must be right', async t => {

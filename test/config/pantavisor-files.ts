@@ -35,7 +35,7 @@ t.test('a legacy state: disks.json, disks_v3.json and groups.json at the root, r
     'disks.json': json([{ name: 'dm-secrets', type: 'dm-crypt-versatile', path: '/storage/dm-crypt-files/dm-secrets/versatile.img,2,versatile_key' }]),
     'disks_v3.json': '[\n  {"name": "zram", "type": "future-type"},\n  {"name": "bad", "type": "dm-crypt-versatile", "path": "relative.img,2,k"}\n]\n',
     'groups.json': json([{ name: 'data', restart_policy: 'system', status_goal: 'MOUNTED' }, { name: 'app', restart_policy: 'container', status_goal: 'STARTED' }]),
-    web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@dm-secrets' } }) },
+    web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@dm-secrets' }, docker_name: 'x/web' }) },
   })
   const state = await loadState(dir)
   t.ok(state.disks.disks.has('dm-secrets'), 'disks.json declares the disks')
@@ -88,7 +88,7 @@ t.test('run.json as pvr checkout writes it: already right means the same to vali
   const text = goJson(run)
   const dir = t.testdir({
     'device.json': json({ groups: [], disks: [{ name: 'sec', type: 'volume-disk' }] }),
-    web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@sec' } }), 'run.json': text },
+    web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@sec' }, docker_name: 'x/web' }), 'run.json': text },
   })
   t.notOk((await loadState(dir)).problems.some(p => p.code === 'run-json-stale'), 'validate: up to date')
   const file = join(dir, 'web/run.json')
@@ -98,7 +98,7 @@ t.test('run.json as pvr checkout writes it: already right means the same to vali
 
   const src = join(dir, 'web/src.json')
   const { writeFileSync } = await import('node:fs')
-  writeFileSync(src, json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@sec', '/var/log': 'boot' } }))
+  writeFileSync(src, json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@sec', '/var/log': 'boot' }, docker_name: 'x/web' }))
   t.ok((await loadState(dir)).problems.some(p => p.code === 'run-json-stale'))
   t.equal((await installApp(dir, 'web')).changed, true)
   const after = readFileSync(file, 'utf8')
@@ -131,7 +131,7 @@ t.test('a state JSON is checked as the state it holds, each problem at /<entry>/
     'bsp/src.json': { '#spec': 'bsp-manifest-src@1', pvr: 'https://example.invalid/bsp' },
     'bsp/run.json': { addons: [], firmware: 'firmware.squashfs' },
     'device.json': { groups: [], disks: [{ name: 'sec', type: 'dm-crypt-versatile', path: '/storage/s/v.img,2,k' }] },
-    'web/src.json': { '#spec': 'service-manifest-src@1', docker_config: { Entrypoint: null }, persistence: { '/data': 'permanent@sec', '/log': 'forever' } },
+    'web/src.json': { '#spec': 'service-manifest-src@1', docker_config: { Entrypoint: null }, persistence: { '/data': 'permanent@sec', '/log': 'forever' }, docker_name: 'x/web' },
     'web/run.json': { '#spec': 'service-manifest-run@1', storage: { 'docker--data': { persistence: 'permanent', disk: 'nope' } } },
     'web/root.squashfs': '5b5e8b0de2b8bcd4f1b5a2d55e2bb7a4a5b7f5d6f2e8c7a1b3c5d7e9f1a3b5c7',
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { loadState, validatePaths } from '../../plugin/config/state.js'
 import { codes, json, sameSet } from '../fixtures/helpers.js'
 
-const src = (persistence: Record<string, string>) => json({ '#spec': 'service-manifest-src@1', persistence })
+const src = (persistence: Record<string, string>) => json({ '#spec': 'service-manifest-src@1', persistence, docker_name: 'local/app' })
 
 t.test('discovers apps and skips what is not one', async t => {
   const dir = t.testdir({

@@ -88,6 +88,7 @@ t.test('caam nxp first init creates the key with caam-keygen', async t => {
   await disksUp(ctx, disks)
   t.same(runner.commands.find(c => c.argv[0] === 'caam-keygen'), { argv: ['caam-keygen', 'create', 'key', 'ecb', '-s', '16'], cwd: `${root}/storage/c` })
   t.ok(runner.lines.includes(`# copy /data/caam/key.bb to ${root}/storage/c/key.bb (mode 0600)`))
+  t.ok(runner.lines.includes("# mkdir -p /data/caam (caam-keygen's own blob directory, fixed in the tool: outside --root)"), 'the plan says why one path is outside --root')
   t.match(runner.lines.find(l => l.includes('caam-keygen create')), /^\(cd .*\/storage\/c && caam-keygen create key ecb -s 16\)$/, 'the plan shows the working directory')
 })
 

@@ -181,7 +181,7 @@ export const stateDown = async (opts: UpOptions): Promise<{ containers: string[]
   const log = opts.log ?? (() => undefined)
   const state = await loadValid(opts.state)
   const ctx = contextOf(opts.root, log)
-  const ours = await opts.engine.list(`${LABEL_STATE}=${resolve(opts.state)}`)
+  const ours = (await opts.engine.list(`${LABEL_STATE}=${resolve(opts.state)}`)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   // all at once: each may take Docker's 10 s stop timeout
   const progress = createProgress('stopping containers', ours.length)
   let stopped = 0

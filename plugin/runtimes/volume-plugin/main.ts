@@ -6,7 +6,7 @@ import { loadConfig } from '../../caretaker/config.js'
 import { startJobs, type Log } from '../../caretaker/schedules.js'
 import { hostPath, liveKernel, type DiskContext } from '../../disks/context.js'
 import { ProcessRunner } from '../../host/run.js'
-import { startServer, type RawRoute } from './server.js'
+import { checkSocket, startServer, type RawRoute } from './server.js'
 import { loadState, requireStateDevice } from '../../config/state.js'
 import { VolumeDriver } from './driver.js'
 import { currentRevision } from '../../volumes/volumes.js'
@@ -36,6 +36,7 @@ export const makeLog = (format: 'text' | 'json'): Log => (level, event, fields =
 export const runPlugin = async (opts: PluginOptions): Promise<void> => {
   const log = makeLog(opts.logFormat)
   // everything is validated before anything starts: a bad schedule fails now, not at 3 a.m.
+  checkSocket(opts.socket)
   const config = await loadConfig(opts.config, {
     ...(opts.usageCron !== undefined ? { usage: opts.usageCron } : {}), ...(opts.gcCron !== undefined ? { gc: opts.gcCron } : {}),
     ...(opts.healthCron !== undefined ? { health: opts.healthCron } : {}), ...(opts.metricsDir !== undefined ? { metricsDir: opts.metricsDir } : {}),

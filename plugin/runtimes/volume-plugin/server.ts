@@ -26,19 +26,27 @@ export interface PluginServer {
   stop(): Promise<void>
 }
 
+const socketActivated = (): boolean => process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid)
+
+/** --socket, checked before anything starts: short enough, and in a directory that exists (or Docker's own) */
+export const checkSocket = (socket: string): void => {
+  if (socketActivated()) return
+  if (Buffer.byteLength(socket) > 107) {
+    throw new PvdiskError('EUSAGE', `--socket ${socket}: ${Buffer.byteLength(socket)} bytes, but a unix socket path may have at most 107`, ['choose a shorter path'])
+  }
+  // Docker's plugin directory may not exist before dockerd first ran; any other is the user's to make
+  if (!existsSync(dirname(socket)) && dirname(socket) !== DOCKER_PLUGINS) {
+    throw new PvdiskError('EUSAGE', `--socket ${socket}: the directory ${dirname(socket)} does not exist`, [`create it first, or use Docker's ${DOCKER_PLUGINS}/pvdisk.sock`])
+  }
+}
+
 /** an endpoint beside the plugin API that takes its body as bytes and answers text (the hooks' fast path) */
 export type RawRoute = (body: Buffer) => Promise<{ status: number, text: string }>
 
 export const startServer = async (socket: string, driver: VolumeDriver, raw: Record<string, RawRoute> = {}): Promise<PluginServer> => {
-  const activated = process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid)
-  if (!activated && Buffer.byteLength(socket) > 107) {
-    throw new PvdiskError('EUSAGE', `--socket ${socket}: ${Buffer.byteLength(socket)} bytes, but a unix socket path may have at most 107`, ['choose a shorter path'])
-  }
-  if (!activated && !existsSync(dirname(socket))) {
-    // Docker's plugin directory may not exist before dockerd first ran; any other is the user's to make
-    if (dirname(socket) !== DOCKER_PLUGINS) throw new PvdiskError('EUSAGE', `--socket ${socket}: the directory ${dirname(socket)} does not exist`, [`create it first, or use Docker's ${DOCKER_PLUGINS}/pvdisk.sock`])
-    mkdirSync(DOCKER_PLUGINS, { recursive: true, mode: 0o755 })
-  }
+  const activated = socketActivated()
+  checkSocket(socket)
+  if (!activated && !existsSync(dirname(socket))) mkdirSync(DOCKER_PLUGINS, { recursive: true, mode: 0o755 })
   if (!activated && existsSync(socket)) {
     if (await listening(socket)) throw new PvdiskError('EUSAGE', `${socket}: another plugin is already listening there`, ['stop it, or choose another --socket'])
     unlinkSync(socket) // left by a plugin that died

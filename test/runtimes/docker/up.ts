@@ -84,6 +84,35 @@ t.test('pvdisk up and down with Docker', async t => {
   t.equal(readFileSync(join(disk, 'perm/web/docker--data/scratch-was'), 'utf8'), '', 'a stopped container started again finds boot empty')
 })
 
+t.test('up and down: the state as PATH, a mistyped network refused before any container, down in parallel', async t => {
+  const d = await startDockerd(t)
+  if (!d) return
+  // each ignores SIGTERM, so Docker waits its 10 s stop timeout for each: one after another, that is 20 s
+  const app = (n: string) => ({ 'src.json': json({ '#spec': 'service-manifest-src@1', docker_name: 'local/busybox', config: { Cmd: ['sh', '-c', `trap '' TERM; echo ${n} > /data/up; while :; do sleep 1; done`] }, persistence: { '/data': 'permanent@d' } }) })
+  const dir = t.testdir({ state: { 'device.json': json({ groups: [{ name: 'app' }], disks: [{ name: 'd', type: 'volume-disk' }] }), a: app('a'), b: app('b') }, root: {} })
+  const env = { ...process.env, DOCKER_HOST: d.host }
+  const pv = (...args: string[]) => spawnSync(process.execPath, [cli, ...args, '--root', join(dir, 'root')], { encoding: 'utf8', env })
+  t.teardown(() => {
+    pv('down', join(dir, 'state'))
+    unmountUnder(dir)
+  })
+  const typo = pv('up', join(dir, 'state'), '--network', 'nnone')
+  t.equal(typo.status, 2)
+  t.match(typo.stderr, /^pvdisk: --network nnone: Docker has no such network\n {2}docker network ls lists them/m)
+  t.equal((await d.docker.listContainers({ all: true })).length, 0, 'no container left in Created')
+  const up = pv('up', join(dir, 'state'), '--network', 'none')
+  t.equal(up.status, 0, up.stderr)
+  t.match(up.stdout, /a: created pvdisk-a\n[^]*b: created pvdisk-b/)
+  const disk = join(dir, 'root/media/pv/dmcrypt/d')
+  t.ok(await until(() => existsSync(join(disk, 'perm/a/docker--data/up')) && existsSync(join(disk, 'perm/b/docker--data/up'))))
+  const started = Date.now()
+  const down = pv('down', join(dir, 'state'))
+  const took = Date.now() - started
+  t.equal(down.status, 0, down.stderr)
+  t.match(down.stdout, /removed pvdisk-a\nremoved pvdisk-b\ndisk d: down/)
+  t.ok(took < 18_000, `both stopped at once: ${took} ms, where one after another takes 20 s`)
+})
+
 t.test('without Docker: a clear error, nothing started', async t => {
   const dir = t.testdir({ state: { 'device.json': json({ groups: [] }), web: { 'src.json': json({ '#spec': 'service-manifest-src@1', docker_name: 'x', persistence: {} }) } } })
   const r = spawnSync(process.execPath, [cli, 'up', '--state', join(dir, 'state'), '--root', dir], { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: `unix://${dir}/nope.sock` } })
