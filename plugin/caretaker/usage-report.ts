@@ -7,7 +7,7 @@ import { readStateFile } from '../host/state-file.js'
 import type { DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
-import { allocatedBytes, emptyCache, fsUsageOf, measureTree, subdirs, type FsUsage, type TreeCache } from './usage.js'
+import { allocatedBytes, beginMeasurement, emptyCache, endMeasurement, fsUsageOf, measureIn, subdirs, type FsUsage, type TreeCache } from './usage.js'
 
 export interface DiskUsage extends Partial<FsUsage> {
   disk: string
@@ -53,9 +53,11 @@ export const loadCache = (file: string, warn: (message: string) => void = () => 
 export const collectUsage = (ctx: DiskContext, index: DiskIndex, cache: TreeCache, opts: { fullEvery?: number } = {}): UsageReport => {
   const disks: DiskUsage[] = []
   const volumes: VolumeUsage[] = []
+  // one measurement for every volume: each directory is visited once, whatever the number of volumes
+  const m = beginMeasurement(cache, opts.fullEvery)
   const measure = (disk: string, base: string) => {
     for (const v of volumeDirs(base)) {
-      const t = measureTree(v.path, cache, opts)
+      const t = measureIn(m, cache, v.path)
       volumes.push({ disk, ...v, bytes: t.bytes, files: t.files })
     }
   }
@@ -74,6 +76,7 @@ export const collectUsage = (ctx: DiskContext, index: DiskIndex, cache: TreeCach
   }
   const plain = hostPath(ctx, '/storage/disks')
   if (existsSync(plain)) measure('', plain)
+  endMeasurement(cache, m)
   return { time: new Date().toISOString(), disks, volumes }
 }
 

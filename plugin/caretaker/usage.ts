@@ -14,7 +14,7 @@ export interface TreeUsage {
   dirs: number
 }
 
-interface DirEntry {
+export interface DirEntry {
   key: string // dev:ino:mtime:ctime
   bytes: number // of its direct files
   files: number
@@ -30,64 +30,98 @@ export const emptyCache = (): TreeCache => ({ dirs: {}, measurements: 0 })
 
 const keyOf = (st: { dev: number, ino: number, mtimeMs: number, ctimeMs: number }): string => `${st.dev}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}`
 
-/** bytes (allocated, as du counts them) and files under root, never following links */
-export const measureTree = (root: string, cache: TreeCache, opts: { fullEvery?: number } = {}): TreeUsage & { stats: number } => {
-  const full = cache.measurements % (opts.fullEvery ?? 24) === 0
+/**
+ * One measurement of any number of trees against one cache: whether it walks everything
+ * (every `fullEvery`th measurement, counted per measurement and not per tree), and the
+ * entries it saw, which become the cache at the end. Linear in what it visits.
+ */
+export interface Measurement {
+  full: boolean
+  seen: Record<string, DirEntry>
+}
+
+export const beginMeasurement = (cache: TreeCache, fullEvery = 24): Measurement => {
+  const full = cache.measurements % fullEvery === 0
   cache.measurements++
-  const seen = new Set<string>()
+  return { full, seen: {} }
+}
+
+/** what was not seen goes: a directory removed since, or a volume no longer measured */
+export const endMeasurement = (cache: TreeCache, m: Measurement): void => {
+  cache.dirs = m.seen
+}
+
+const listDir = (dir: string, key: string): { entry: DirEntry, stats: number } => {
+  const entry: DirEntry = { key, bytes: 0, files: 0, subdirs: [] }
+  let stats = 0
+  let names: string[] = []
+  try {
+    names = readdirSync(dir)
+  } catch {
+    // unreadable: counted as empty
+  }
+  for (const name of names) {
+    const p = join(dir, name)
+    let s
+    try {
+      s = lstatSync(p)
+    } catch {
+      continue // removed meanwhile
+    }
+    stats++
+    if (s.isDirectory()) entry.subdirs.push(p)
+    else {
+      entry.files++
+      entry.bytes += s.blocks * 512
+    }
+  }
+  return { entry, stats }
+}
+
+/** bytes (allocated, as du counts them) and files under root, never following links, within a measurement */
+export const measureIn = (m: Measurement, cache: TreeCache, root: string): TreeUsage & { stats: number } => {
   let stats = 0
   const total: TreeUsage = { bytes: 0, files: 0, dirs: 0 }
-  const walk = (dir: string): void => {
+  const pending = [root]
+  for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
     let st
     try {
       st = lstatSync(dir)
     } catch {
-      return
+      continue
     }
     stats++
-    if (!st.isDirectory()) return
-    seen.add(dir)
+    if (!st.isDirectory()) continue
     total.dirs++
     const key = keyOf(st)
     let entry = cache.dirs[dir]
-    if (full || !entry || entry.key !== key) {
-      entry = { key, bytes: 0, files: 0, subdirs: [] }
-      let names: string[] = []
-      try {
-        names = readdirSync(dir)
-      } catch {
-        // unreadable: counted as empty
-      }
-      for (const name of names) {
-        const p = join(dir, name)
-        let s
-        try {
-          s = lstatSync(p)
-        } catch {
-          continue // removed meanwhile
-        }
-        stats++
-        if (s.isDirectory()) entry.subdirs.push(p)
-        else {
-          entry.files++
-          entry.bytes += s.blocks * 512
-        }
-      }
-      cache.dirs[dir] = entry
+    if (m.full || !entry || entry.key !== key) {
+      const listed = listDir(dir, key)
+      entry = listed.entry
+      stats += listed.stats
     }
+    m.seen[dir] = entry
     total.files += entry.files
     total.bytes += entry.bytes
-    for (const sub of entry.subdirs) walk(sub)
+    for (const sub of entry.subdirs) pending.push(sub)
   }
-  walk(root)
-  for (const d of Object.keys(cache.dirs)) if ((d === root || d.startsWith(`${root}/`)) && !seen.has(d)) delete cache.dirs[d]
   return { ...total, stats }
+}
+
+/** one tree as its own measurement; the cache keeps what it holds of other trees */
+export const measureTree = (root: string, cache: TreeCache, opts: { fullEvery?: number } = {}): TreeUsage & { stats: number } => {
+  const m = beginMeasurement(cache, opts.fullEvery)
+  const r = measureIn(m, cache, root)
+  for (const [d, e] of Object.entries(cache.dirs)) if (d !== root && !d.startsWith(`${root}/`) && !(d in m.seen)) m.seen[d] = e
+  endMeasurement(cache, m)
+  return r
 }
 
 /** the subdirectories of dir (links are not directories here), sorted; none if unreadable */
 export const subdirs = (dir: string): string[] => {
   try {
-    return readdirSync(dir).filter(n => lstatSync(join(dir, n)).isDirectory()).sort()
+    // the entry types readdir gives (Node lstats only where the filesystem gives none): no stat per entry
+    return readdirSync(dir, { withFileTypes: true }).filter(e => e.isDirectory()).map(e => e.name).sort()
   } catch {
     return []
   }

@@ -4,6 +4,8 @@
 // volumes or containers.
 //
 // Disks of a device.json brought up, taken down, and reported, one lock per disk.
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
 import { acquireLock } from './lock.js'
@@ -32,8 +34,10 @@ export const selectDisks = (index: DiskIndex, names: readonly string[]): DiskEnt
   return names.map(n => {
     const disk = resolveDisk(index, n)
     if (!disk) {
+      // "disk status mystate": a state where a disk name goes
+      const aState = n.includes('/') || existsSync(join(n, 'device.json'))
       throw new PvdiskError('EUSAGE', `no disk named "${n}" in device.json`,
-        [didYouMean(n, [...index.disks.keys(), ...index.aliases.keys()]) ?? `disks: ${[...index.disks.keys()].join(', ') || 'none'}`])
+        [aState ? `to name the state directory, write --state ${n}` : didYouMean(n, [...index.disks.keys(), ...index.aliases.keys()]) ?? `disks: ${[...index.disks.keys()].join(', ') || 'none'}`])
     }
     return disk
   })

@@ -4,6 +4,7 @@
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { PvdiskError } from '../errors.js'
+import { forgetMounts } from '../host/kernel.js'
 
 export interface Lock {
   release(): void
@@ -71,6 +72,7 @@ export const acquireLock = async (dir: string, name: string, opts: { timeoutMs?:
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
   for (;;) {
     if (tryCreate(file, me)) {
+      forgetMounts() // the last owner may have mounted or unmounted: what this one sees is read afresh
       return {
         release: () => {
           try {

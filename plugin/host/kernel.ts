@@ -30,7 +30,25 @@ export const parseMountinfo = (text: string): MountEntry[] => text.split('\n').f
   }
 })
 
-export const readMounts = (): MountEntry[] => parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))
+let snapshot: MountEntry[] | undefined
+
+/**
+ * The mount table, read once per synchronous stretch: a loop over 200 disks reads it once,
+ * not 200 times (on a host with thousands of mounts that was most of `disk status`). It is
+ * read afresh after anything asynchronous (a command run, a lock waited for), since another
+ * process or the command itself may have changed it meanwhile; commands that mount also
+ * forget it when they end.
+ */
+export const readMounts = (): MountEntry[] => {
+  if (snapshot) return snapshot
+  snapshot = Object.freeze(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))) as MountEntry[] // shared: never changed in place
+  queueMicrotask(forgetMounts)
+  return snapshot
+}
+
+export const forgetMounts = (): void => {
+  snapshot = undefined
+}
 
 /** the topmost mount at a mount point (later entries stack over earlier ones) */
 export const mountAt = (mounts: readonly MountEntry[], mountPoint: string): MountEntry | undefined =>

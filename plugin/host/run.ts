@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { PvdiskError } from '../errors.js'
+import { forgetMounts } from './kernel.js'
 
 export interface Command {
   /** argv[0] is looked up in PATH */
@@ -112,6 +113,7 @@ export class ProcessRunner implements Runner {
       })
       child.on('close', (code, signal) => {
         clearTimeout(timer)
+        forgetMounts() // a command may have mounted or unmounted something
         const stdout = Buffer.concat(out)
         for (const b of out) b.fill(0)
         const result: CommandResult = cmd.binaryOutput
@@ -190,11 +192,17 @@ const PACKAGES: Record<string, string> = {
   'dcp-blob-create': 'Pantavisor (tools/dcp-blob-create)',
 }
 
+/** tools found, by PATH and name: a long-running pvdisk looks each up once (one that is still missing is looked for again) */
+const found = new Map<string, string>()
+
 export const findInPath = (tool: string, path = process.env.PATH ?? DEFAULT_PATH): string | undefined => {
+  const known = found.get(`${path}\0${tool}`)
+  if (known !== undefined) return known
   for (const dir of path.split(delimiter)) {
     if (!dir) continue
     try {
       accessSync(join(dir, tool), constants.X_OK)
+      found.set(`${path}\0${tool}`, join(dir, tool))
       return join(dir, tool)
     } catch {
       // not here

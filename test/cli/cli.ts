@@ -140,6 +140,9 @@ t.test('ordinary mistakes: exit 2 and one sentence saying what to do; pvdisk sta
     t.match(socket.stderr, /^pvdisk: --socket .*p\.sock: the directory .*\/sub does not exist\n {2}create it first/)
     t.equal(existsSync(missing), false, 'serve --socket never creates a directory of the user\'s')
   }
+  const asDisk = run(['disk', 'status', join(dir, 'state'), '--state', join(dir, 'state')])
+  t.equal(asDisk.status, 2)
+  t.match(asDisk.stderr, /^pvdisk: no disk named ".*state" in device.json\n {2}to name the state directory, write --state /, 'a state where a disk name goes is told how to write it')
   const write = run(['usage', '--write', '--state', join(dir, 'state')])
   t.equal(write.status, 2)
   t.match(write.stderr, /^pvdisk: --write needs a directory/)

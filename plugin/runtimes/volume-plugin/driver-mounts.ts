@@ -6,7 +6,7 @@ import { resolveDisk, type DiskIndex } from '../../config/check-device.js'
 import { hostPath, type DiskContext } from '../../disks/context.js'
 import { mountAt, type MountEntry } from '../../host/kernel.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
-import { disksUp } from '../../disks/engine.js'
+import { backendFor, disksUp } from '../../disks/engine.js'
 import { emptyBootVolume, mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
 import type { DriverVolume } from './driver-state.js'
 
@@ -41,7 +41,8 @@ export const hasLostItsMount = (env: MountEnv, v: DriverVolume, mounts: MountEnt
 /** makes the volume ready and returns its mount point; first: no container has it mounted yet */
 export const mountVolume = async (env: MountEnv, v: DriverVolume, first: boolean): Promise<string> => {
   const av = asAppVolume(env, v)
-  if (av.disk) await disksUp(env.ctx, [av.disk]) // idempotent: "already mounted" most of the time
+  // the disk is up most of the time: then a look at the mount table is enough, with no lock or tool lookup
+  if (av.disk && backendFor(env.ctx, av.disk)?.status().state !== 'mounted') await disksUp(env.ctx, [av.disk])
   if (!isTmpfs(v)) {
     const src = prepareVolume(env.ctx, av, env.revision)
     if (first) emptyBootVolume(env.ctx, av, env.revision) // its first user is starting

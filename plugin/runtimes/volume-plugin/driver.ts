@@ -28,6 +28,14 @@ export interface DriverOptions {
 
 export type Reply = Record<string, unknown> & { Err?: string }
 
+/** a reply that may be sent once the state holding its change is on disk */
+interface Durable {
+  reply: Reply
+  durable: Promise<void>
+}
+
+const isDurable = (r: Reply | Durable): r is Durable => 'durable' in r && r.durable instanceof Promise
+
 const DEFAULT_APP = 'docker' // volumes created without -o app=
 
 export class VolumeDriver {
@@ -35,6 +43,9 @@ export class VolumeDriver {
   private readonly env: MountEnv
   private state: DriverState
   private queue: Promise<unknown> = Promise.resolve()
+  private changed = 0 // changes made to the state so far
+  private saved = 0 // changes on disk
+  private saving: Promise<void> | undefined
 
   constructor(opts: DriverOptions) {
     this.opts = opts
@@ -57,14 +68,31 @@ export class VolumeDriver {
   }
 
   private save(): Promise<void> {
-    return saveDriverState(this.opts.ctx.root, this.opts.stateFile, this.state)
+    this.changed++
+    return this.saveUpTo(this.changed)
   }
 
-  /** requests run one at a time: mount counts and disk bring-up never interleave */
+  /**
+   * Group commit: one atomic write holds every change made before it started, so requests
+   * that arrive together share a write, and each is answered only once its change is on disk.
+   */
+  private async saveUpTo(change: number): Promise<void> {
+    while (this.saved < change) {
+      if (!this.saving) {
+        const upTo = this.changed
+        this.saving = saveDriverState(this.opts.ctx.root, this.opts.stateFile, this.state)
+          .then(() => { this.saved = Math.max(this.saved, upTo) })
+          .finally(() => { this.saving = undefined })
+      }
+      await this.saving
+    }
+  }
+
+  /** changes to the state and to the disks run one at a time; the next starts while this one's state is being written */
   handle(endpoint: string, body: Record<string, unknown>): Promise<Reply> {
     const run = this.queue.then(() => this.dispatch(endpoint, body))
     this.queue = run.catch(() => undefined)
-    return run.catch((e: unknown) => ({ Err: isPvdiskError(e) ? [e.message, ...e.details].join('; ') : `pvdisk: ${(e as Error).message}` })).then(reply => {
+    return run.then(r => (isDurable(r) ? r.durable.then(() => r.reply) : r)).catch((e: unknown) => ({ Err: isPvdiskError(e) ? [e.message, ...e.details].join('; ') : `pvdisk: ${(e as Error).message}` })).then(reply => {
       if (reply.Err !== undefined && reply.Err !== '') {
         this.opts.onFailure?.({ endpoint, volume: typeof body.Name === 'string' ? body.Name : '', caller: typeof body.ID === 'string' ? body.ID : '', reason: reply.Err })
       }
@@ -72,7 +100,7 @@ export class VolumeDriver {
     })
   }
 
-  private async dispatch(endpoint: string, body: Record<string, unknown>): Promise<Reply> {
+  private async dispatch(endpoint: string, body: Record<string, unknown>): Promise<Reply | Durable> {
     const name = typeof body.Name === 'string' ? body.Name : ''
     const id = typeof body.ID === 'string' ? body.ID : ''
     switch (endpoint) {
@@ -102,7 +130,7 @@ export class VolumeDriver {
     return mountpointOf(this.env, v)
   }
 
-  private async create(name: string, o: Record<string, unknown>): Promise<Reply> {
+  private async create(name: string, o: Record<string, unknown>): Promise<Reply | Durable> {
     const bad = nameError(name, 'volume')
     if (bad) return { Err: `volume name ${JSON.stringify(name)}: ${bad.message}` }
     for (const k of Object.keys(o)) if (k !== 'app' && k !== 'persistence') return { Err: `unknown option "${k}": pvdisk volumes take -o app=APP and -o persistence=TYPE[@DISK]` }
@@ -124,33 +152,29 @@ export class VolumeDriver {
     const v: DriverVolume = { name, app, persistence: parsed.persistence, mountedBy: [], createdAt: new Date().toISOString() }
     if (disk) v.disk = disk.name
     this.state.volumes[name] = v
-    await this.save()
-    return {}
+    return { reply: {}, durable: this.save() }
   }
 
-  private async remove(name: string): Promise<Reply> {
+  private async remove(name: string): Promise<Reply | Durable> {
     const v = this.state.volumes[name]
     if (!v) return {}
     if (v.mountedBy.length > 0) return { Err: `volume "${name}" is in use by ${v.mountedBy.length} container(s); stop them first` }
     // the data stays on its disk: pvdisk never deletes volume data on `docker volume rm`
     delete this.state.volumes[name]
-    await this.save()
-    return {}
+    return { reply: {}, durable: this.save() }
   }
 
-  private async mount(name: string, id: string): Promise<Reply> {
+  private async mount(name: string, id: string): Promise<Reply | Durable> {
     const v = this.known(name)
     const mountpoint = await mountVolume(this.env, v, v.mountedBy.length === 0)
     if (!v.mountedBy.includes(id)) v.mountedBy.push(id)
-    await this.save()
-    return { Mountpoint: mountpoint }
+    return { reply: { Mountpoint: mountpoint }, durable: this.save() }
   }
 
-  private async unmount(name: string, id: string): Promise<Reply> {
+  private async unmount(name: string, id: string): Promise<Reply | Durable> {
     const v = this.known(name)
     v.mountedBy = v.mountedBy.filter(x => x !== id)
     if (v.mountedBy.length === 0) await releaseVolume(this.env, v)
-    await this.save()
-    return {}
+    return { reply: {}, durable: this.save() }
   }
 }
