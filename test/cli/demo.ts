@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findInPath } from '../../plugin/host/run.js'
-import { isRoot, otherUserEnv, requirePrereq } from '../fixtures/prereq.js'
+import { isRoot, asOtherUser, requirePrereq } from '../fixtures/prereq.js'
 
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 t.setTimeout(240_000)
@@ -41,7 +41,7 @@ t.test('as anyone else: one line says why, then the example is validated and pla
   cpSync(join(repo, 'examples'), join(dir, 'examples'), { recursive: true })
   cpSync(join(repo, 'schemas'), join(dir, 'schemas'), { recursive: true })
   spawnSync('chmod', ['-R', 'a+rX', dir])
-  const r = spawnSync(process.execPath, [join(dir, 'scripts/demo.mjs')], { encoding: 'utf8', uid: 65534, gid: 65534, cwd: '/', env: otherUserEnv() })
+  const r = spawnSync(...asOtherUser([process.execPath, join(dir, 'scripts/demo.mjs')]), { encoding: 'utf8', uid: 65534, gid: 65534, cwd: '/' })
   t.equal(r.status, 0, r.stdout + r.stderr)
   t.match(r.stdout, /^demo: the demo mounts a disk and runs a container, which needs root \(run: sudo npm start\); validating and planning the example state instead \(nothing is changed\)\n/)
   t.match(r.stdout, /\nvalid: 0 errors/)

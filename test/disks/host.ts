@@ -5,7 +5,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { json, withTmpfs } from '../fixtures/helpers.js'
-import { isRoot, otherUserEnv, requirePrereq } from '../fixtures/prereq.js'
+import { isRoot, asOtherUser, requirePrereq } from '../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
 const run = (args: string[], opts: { env?: NodeJS.ProcessEnv, uid?: number } = {}) => {
@@ -106,7 +106,7 @@ t.test('disk operations need root; plan does not', async t => {
   mkdirSync(join(dir, 'root'))
   writeFileSync(join(dir, 'state/device.json'), device)
   copyFileSync(cli, join(dir, 'pvdisk.mjs'))
-  const nobody = (args: string[]) => spawnSync(process.execPath, [join(dir, 'pvdisk.mjs'), ...args, '--state', join(dir, 'state'), '--root', join(dir, 'root')], { encoding: 'utf8', uid: 65534, gid: 65534, env: otherUserEnv() })
+  const nobody = (args: string[]) => spawnSync(...asOtherUser([process.execPath, join(dir, 'pvdisk.mjs'), ...args, '--state', join(dir, 'state'), '--root', join(dir, 'root')]), { encoding: 'utf8', uid: 65534, gid: 65534 })
   const r = nobody(['disk', 'up'])
   t.equal(r.status, 2, r.stderr)
   t.match(r.stderr, /^pvdisk: disk operations need root/m)

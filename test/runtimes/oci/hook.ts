@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { findInPath } from '../../../plugin/host/run.js'
 import { makeBusyboxRootfs, busyboxPath } from '../../fixtures/busybox.js'
 import { json, unmountUnder } from '../../fixtures/helpers.js'
-import { isRoot, otherUserEnv, requirePrereq } from '../../fixtures/prereq.js'
+import { isRoot, asOtherUser, requirePrereq } from '../../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
 const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-oci-hook.mjs', import.meta.url))
@@ -213,7 +213,7 @@ t.test('without root (rootless podman) the hook refuses with one sentence, and n
     const pid = Number(spawnSync('pgrep', ['-P', String(container.pid), '-n'], { encoding: 'utf8' }).stdout.trim()) || container.pid
     const oci = { ociVersion: '1.0.2', id: 'rootless', pid, bundle: join(dir, 'bundle'),
       annotations: { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': join(dir, 'root') } }
-    const r = spawnSync('setpriv', [...user, process.execPath, program, '--stage', 'createRuntime'], { input: JSON.stringify(oci), encoding: 'utf8', env: otherUserEnv() })
+    const r = spawnSync('setpriv', [...user, ...asOtherUser([process.execPath, program, '--stage', 'createRuntime']).flat()], { input: JSON.stringify(oci), encoding: 'utf8' })
     t.equal(r.status, 2, r.stderr)
     t.match(r.stderr, /^pvdisk: disk operations need root/)
     t.same(readdirSync(join(dir, 'root')), [], 'nothing created, nothing half-mounted')
