@@ -38,6 +38,7 @@ t.test('as anyone else: one line says why, then the example is validated and pla
   for (const d of ['scripts', 'dist']) mkdirSync(join(dir, d))
   cpSync(join(repo, 'scripts/demo.mjs'), join(dir, 'scripts/demo.mjs'))
   cpSync(join(repo, 'dist/pvdisk.mjs'), join(dir, 'dist/pvdisk.mjs'))
+  cpSync(join(repo, 'dist/pvdisk-cli.mjs'), join(dir, 'dist/pvdisk-cli.mjs'))
   cpSync(join(repo, 'examples'), join(dir, 'examples'), { recursive: true })
   cpSync(join(repo, 'schemas'), join(dir, 'schemas'), { recursive: true })
   spawnSync('chmod', ['-R', 'a+rX', dir])

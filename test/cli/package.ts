@@ -26,6 +26,14 @@ t.test('completion for bash and zsh, from the command definitions', async t => {
   for (const c of ['validate', 'disk', 'up', 'serve', 'volumes']) t.ok(words.includes(c), `completes ${c}`)
 })
 
+t.test('--version and --help answered without loading the CLI say what the CLI says', async t => {
+  const cliItself = join(repo, 'dist/pvdisk-cli.mjs')
+  const run = (program: string, arg: string) => spawnSync(process.execPath, [program, arg], { encoding: 'utf8', cwd: '/' })
+  t.equal(run(cli, '--version').stdout, `${version}\n`)
+  t.equal(run(cli, '--version').stdout, run(cliItself, '--version').stdout)
+  t.equal(run(cli, '--help').stdout, run(cliItself, '--help').stdout, 'the same help, word for word')
+})
+
 t.test('the man page is made from --help and renders', async t => {
   const page = readFileSync(join(repo, 'dist/pvdisk.1'), 'utf8')
   t.match(page, new RegExp(`^\\.TH PVDISK 1 "" "pvdisk ${version.replace(/\./g, '\\.')}"`))
@@ -44,7 +52,7 @@ t.test('npm pack, then a global install: the commands, the version, the man page
   t.equal(packed.status, 0, packed.stderr)
   const [info] = JSON.parse(packed.stdout) as { filename: string, files: { path: string }[] }[]
   const files = (info?.files ?? []).map(f => f.path)
-  for (const f of ['dist/pvdisk.mjs', 'dist/pvdisk-oci-hook.mjs', 'dist/pvdisk-lxc-hook.mjs', 'dist/pvdisk-hook', 'dist/pvdisk.1', 'systemd/pvdisk.service', 'systemd/pvdisk.socket', 'etc/pvdisk/pvdisk.conf', 'schemas/device.schema.json']) {
+  for (const f of ['dist/pvdisk.mjs', 'dist/pvdisk-cli.mjs', 'dist/pvdisk-oci-hook.mjs', 'dist/pvdisk-lxc-hook.mjs', 'dist/pvdisk-hook', 'dist/pvdisk.1', 'systemd/pvdisk.service', 'systemd/pvdisk.socket', 'etc/pvdisk/pvdisk.conf', 'schemas/device.schema.json']) {
     t.ok(files.includes(f), `the package holds ${f}`)
   }
   t.notOk(files.some(f => f.startsWith('test/') || f.startsWith('plugin/')), 'and neither tests nor sources')

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { json, withTmpfs } from '../fixtures/helpers.js'
 import { isRoot, asOtherUser, requirePrereq } from '../fixtures/prereq.js'
@@ -106,6 +106,7 @@ t.test('disk operations need root; plan does not', async t => {
   mkdirSync(join(dir, 'root'))
   writeFileSync(join(dir, 'state/device.json'), device)
   copyFileSync(cli, join(dir, 'pvdisk.mjs'))
+  copyFileSync(join(dirname(cli), 'pvdisk-cli.mjs'), join(dir, 'pvdisk-cli.mjs'))
   const nobody = (args: string[]) => spawnSync(...asOtherUser([process.execPath, join(dir, 'pvdisk.mjs'), ...args, '--state', join(dir, 'state'), '--root', join(dir, 'root')]), { encoding: 'utf8', uid: 65534, gid: 65534 })
   const r = nobody(['disk', 'up'])
   t.equal(r.status, 2, r.stderr)

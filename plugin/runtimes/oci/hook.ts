@@ -143,7 +143,7 @@ export const ociHook = async (stage: string, stdin: string, caller: HookCaller =
 
 /** a program of dist/ (the hook program, the fast path's client), next to this module bundled or not */
 const distProgram = (name: string): string => {
-  // bundled, this module is dist/pvdisk.mjs; built but not bundled, dist/runtimes/oci/hook.js
+  // bundled, this module is dist/pvdisk-cli.mjs; built but not bundled, dist/runtimes/oci/hook.js
   const bundled = fileURLToPath(new URL(`./${name}`, import.meta.url))
   const unbundled = fileURLToPath(new URL(`../../${name}`, import.meta.url))
   return existsSync(bundled) || !existsSync(unbundled) ? bundled : unbundled
