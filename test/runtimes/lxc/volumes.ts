@@ -103,7 +103,7 @@ t.test('a real LXC container: pvr-style mount entries, pvdisk\'s hooks, data on 
   makeBusyboxRootfs(rootfs)
   writeFileSync(join(rootfs, 'run.sh'), '#!/bin/sh\necho "start $(ls /scratch | wc -l)" >> /data/log\nls /scratch > /data/scratch-was\necho x > /scratch/x\necho c >> /cache/c\ngrep -E " /(data|cache|scratch) " /proc/mounts > /data/mounts\n')
   chmodSync(join(rootfs, 'run.sh'), 0o755)
-  // the hook program itself, as the README's hook lines have it; LXC (hook version 0) appends "web lxc TYPE"
+  // the hook program itself, which the README gives as the line without the fast path; LXC (hook version 0) appends "web lxc TYPE"
   const hook = (action: string) => `${process.execPath} ${hookProgram} ${action} web --state ${join(dir, 'state')} --root ${root} --revision 5`
   // the lines pvr's template writes, with /volumes under the test's root
   const entry = (vol: string, path: string) => `lxc.mount.entry = ${root}/volumes/web/${vol} ${path} none bind,rw,create=dir 0 0`
