@@ -85,7 +85,9 @@ export const main = async (args: string[]): Promise<void> => {
       })
       .help()
       .version(PVDISK_VERSION)
-      .wrap(Math.min(100, process.stdout.columns ?? 100))
+      // yargs renders (and caches) the whole help before every command's handler: wrapping it costs
+      // ~13 ms that only --help uses, so only --help wraps (usage errors print no help)
+      .wrap(args.includes('--help') || args.includes('-h') ? Math.min(100, process.stdout.columns ?? 100) : null)
       .parseAsync()
   } catch (e) {
     fail(args, e)
