@@ -12,6 +12,9 @@ export type ErrorCode =
   | 'EDISK' // a disk operation cannot proceed safely
   | 'ELOCKED' // another pvdisk holds the disk's lock
 
+/** marks pvdisk's errors across bundles: the Docker client is a bundle of its own, with its own copy of this class */
+const BRAND = Symbol.for('pvdisk.error')
+
 export class PvdiskError extends Error {
   readonly code: ErrorCode
   readonly details: string[]
@@ -20,10 +23,11 @@ export class PvdiskError extends Error {
     this.name = 'PvdiskError'
     this.code = code
     this.details = details
+    Object.defineProperty(this, BRAND, { value: true })
   }
 }
 
-export const isPvdiskError = (e: unknown): e is PvdiskError => e instanceof PvdiskError
+export const isPvdiskError = (e: unknown): e is PvdiskError => e instanceof PvdiskError || (typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[BRAND] === true)
 
 /** input errors exit 2, failed operations exit 1 */
 export const exitStatusOf = (code: ErrorCode): number =>
