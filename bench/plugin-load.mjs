@@ -7,7 +7,7 @@
 //   node bench/plugin-load.mjs [CONCURRENT] [ROUNDS]
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -20,19 +20,34 @@ mkdirSync(join(dir, 'state'))
 mkdirSync(join(dir, 'root'))
 writeFileSync(join(dir, 'state/device.json'), JSON.stringify({ groups: [], disks: [{ name: 'd', type: 'volume-disk' }] }))
 
+// each request on its own connection, written as Docker's client writes it; raw sockets keep the
+// load generator's own cost (it shares the machine) small beside the plugin's
 const post = (endpoint, body) => new Promise((resolve, reject) => {
   const t0 = process.hrtime.bigint()
-  const req = request({ socketPath: socket, path: endpoint, method: 'POST', headers: { 'Content-Type': 'application/json' }, agent: false }, res => {
-    const chunks = []
-    res.on('data', c => chunks.push(c))
-    res.on('end', () => {
-      const reply = JSON.parse(Buffer.concat(chunks).toString() || '{}')
-      if (reply.Err) reject(new Error(`${endpoint}: ${reply.Err}`))
-      else resolve(Number(process.hrtime.bigint() - t0) / 1e6)
-    })
+  const payload = JSON.stringify(body)
+  const c = connect(socket, () => c.write(`POST ${endpoint} HTTP/1.1\r\nHost: plugin\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`))
+  const chunks = []
+  c.on('data', d => chunks.push(d))
+  c.on('error', reject)
+  c.on('close', () => {
+    const text = Buffer.concat(chunks).toString()
+    const head = text.slice(0, text.indexOf('\r\n\r\n'))
+    let body = text.slice(head.length + 4)
+    if (/transfer-encoding: chunked/i.test(head)) { // size line, data, ..., 0
+      let out = ''
+      for (let at = 0; ;) {
+        const eol = body.indexOf('\r\n', at)
+        const size = parseInt(body.slice(at, eol), 16)
+        if (!size) break
+        out += body.slice(eol + 2, eol + 2 + size)
+        at = eol + 2 + size + 2
+      }
+      body = out
+    }
+    const reply = JSON.parse(body || '{}')
+    if (!text.startsWith('HTTP/1.1 200') || reply.Err) reject(new Error(`${endpoint}: ${reply.Err ?? text.split('\r\n')[0]}`))
+    else resolve(Number(process.hrtime.bigint() - t0) / 1e6)
   })
-  req.on('error', reject)
-  req.end(JSON.stringify(body))
 })
 
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]

@@ -7,7 +7,7 @@
 //   with a disk mounted at M:  M/perm/<app>/<vol>, M/rev/<rev>/<app>/<vol>, M/boot/<app>/<vol>
 //   without a disk:            <root>/storage/disks/perm/<app>/<vol>, .../rev/<rev>/<app>/<vol>,
 //                              and boot is a fresh tmpfs
-import { lstatSync, mkdirSync, rmSync } from 'node:fs'
+import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
@@ -116,6 +116,8 @@ export const emptyBootVolume = (ctx: DiskContext, v: AppVolume, revision: string
   mkdirBelow(base, rel.slice(0, -1))
   const st = lstatSync(src.path, { throwIfNoEntry: false })
   if (st && !st.isDirectory()) throw new PvdiskError('EDISK', `${src.path} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; refusing to follow it`, ['remove it'])
+  // already what a fresh one would be (empty, 0755, ours): nothing to remove; a plugin Mount often finds this
+  if (st && (st.mode & 0o7777) === 0o755 && st.uid === process.getuid?.() && st.gid === process.getgid?.() && readdirSync(src.path).length === 0) return
   rmSync(src.path, { recursive: true, force: true }) // rmSync removes links themselves, never what they point to
   mkdirSync(src.path, { mode: 0o755 })
 }
