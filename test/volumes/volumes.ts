@@ -1,5 +1,5 @@
 import t from 'tap'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { checkDevice } from '../../plugin/config/check-device.js'
 import type { DiskContext } from '../../plugin/disks/context.js'
@@ -100,6 +100,12 @@ t.test('a starting container finds its boot volume empty: links inside removed, 
   t.ok(statSync(join(m, 'boot/app/new')).isDirectory(), 'a volume never started is created')
   emptyBootVolume(ctxOf(join(dir, 'root')), { ...v, persistence: 'permanent' }, '0')
   t.equal(readFileSync(join(m, 'perm/app/v/keep'), 'utf8'), 'y', 'only boot volumes are emptied')
+  const fresh = statSync(join(m, 'boot/app/v')).ino
+  emptyBootVolume(ctxOf(join(dir, 'root')), v, '0')
+  t.equal(statSync(join(m, 'boot/app/v')).ino, fresh, 'one that is already empty, 0755 and ours is left as it is')
+  chmodSync(join(m, 'boot/app/v'), 0o777)
+  emptyBootVolume(ctxOf(join(dir, 'root')), v, '0')
+  t.equal(statSync(join(m, 'boot/app/v')).mode & 0o777, 0o755, 'an empty one whose mode changed is made afresh')
   const noDisk = { app: 'app', name: 'v', overlay: false, persistence: 'boot' as const }
   emptyBootVolume(ctxOf(join(dir, 'root')), noDisk, '0')
   t.notOk(existsSync(join(dir, 'root/storage')), 'without a disk boot is a fresh tmpfs: nothing to empty')
