@@ -2,7 +2,7 @@
 // steps every operation is made of: loop devices, the mapping, the ext4 probe, mkfs, mount.
 // fsck never runs on a device that does not show an ext4 superblock (with plain dm-crypt a
 // wrong key still opens).
-import { createHash } from 'node:crypto'
+import { crypto } from '../host/lazy-crypto.js'
 import { closeSync, existsSync, fsyncSync, openSync, realpathSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
@@ -15,7 +15,7 @@ import { schemeOf, type CryptKeyRef, type CryptScheme } from './crypt-schemes.js
 
 /** unique per disk whatever the image is called (Pantavisor's image-name-derived names collide) */
 export const dmNameOf = (disk: DiskEntry, image: string): string =>
-  `pvdisk-${disk.name.replace(/[^A-Za-z0-9_.+-]/g, '_').slice(0, 80)}-${createHash('sha256').update(image).digest('hex').slice(0, 8)}`
+  `pvdisk-${disk.name.replace(/[^A-Za-z0-9_.+-]/g, '_').slice(0, 80)}-${crypto().createHash('sha256').update(image).digest('hex').slice(0, 8)}`
 
 export const fsyncPath = (path: string): void => {
   const fd = openSync(path, 'r')

@@ -1,6 +1,6 @@
 // Random key material: 32 bytes from the hardware RNG when there is one, else from the
 // kernel's CSPRNG; written atomically, mode 0600, and never shown anywhere.
-import { randomBytes } from 'node:crypto'
+import { crypto } from '../host/lazy-crypto.js'
 import { closeSync, constants, openSync, readSync } from 'node:fs'
 import { writeFileAtomic } from '../host/atomic-write.js'
 
@@ -27,7 +27,7 @@ export const randomKey = (hwrng = '/dev/hwrng'): { key: Buffer, source: string }
   } catch {
     // no hardware RNG
   }
-  return { key: randomBytes(KEY_BYTES), source: 'the kernel CSPRNG' }
+  return { key: crypto().randomBytes(KEY_BYTES), source: 'the kernel CSPRNG' }
 }
 
 export const writeKeyFile = async (path: string, key: Uint8Array): Promise<void> => writeFileAtomic(path, key, 0o600)
