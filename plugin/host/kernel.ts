@@ -17,7 +17,7 @@ export interface MountEntry {
 }
 
 // mountinfo escapes space, tab, newline and backslash as octal
-const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
+const unescape = (s: string): string => (s.includes('\\') ? s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) : s)
 
 export const parseMountinfo = (text: string): MountEntry[] => text.split('\n').filter(Boolean).map(line => {
   const [pre = '', post = ''] = line.split(' - ')
