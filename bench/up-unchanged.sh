@@ -17,13 +17,10 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-mkdir -p "$W/d" "$W/state/web" "$W/root" "$W/rootfs/bin"
-dockerd --iptables=false --ip6tables=false --bridge=none --ip-masq=false --data-root="$W/d/data" --exec-root="$W/d/exec" \
-  --pidfile="$W/d/pid" -H "unix://$W/d/sock" >"$W/d/log" 2>&1 &
-export DOCKER_HOST=unix://$W/d/sock
-for i in $(seq 1 100); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
-cp "$(command -v busybox)" "$W/rootfs/bin/busybox"; ln -s busybox "$W/rootfs/bin/sh"; ln -s busybox "$W/rootfs/bin/sleep"
-tar -C "$W/rootfs" -c . | docker import - local/busybox:latest >/dev/null
+mkdir -p "$W/state/web" "$W/root"
+. bench/dockerd.sh
+bench_dockerd "$W"
+bench_image "$W/rootfs" sh sleep
 echo '{"groups": [{"name": "app"}], "disks": [{"name": "data", "type": "volume-disk"}]}' > "$W/state/device.json"
 echo '{"#spec": "service-manifest-src@1", "docker_name": "local/busybox", "config": {"Cmd": ["sleep", "600"]}, "persistence": {"/data": "permanent@data", "/tmp": "boot"}}' > "$W/state/web/src.json"
 $PV up --state "$W/state" --root "$W/root" --network none >/dev/null

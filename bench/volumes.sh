@@ -22,14 +22,10 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-mkdir -p "$W/d" "$W/state" "$W/root" "$W/rootfs"
-dockerd --iptables=false --ip6tables=false --bridge=none --ip-masq=false --data-root="$W/d/data" --exec-root="$W/d/exec" \
-  --pidfile="$W/d/pid" -H "unix://$W/d/sock" >"$W/d/log" 2>&1 &
-export DOCKER_HOST=unix://$W/d/sock
-for i in $(seq 1 100); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
-mkdir -p "$W/rootfs/bin" "$W/rootfs/proc" "$W/rootfs/sys" "$W/rootfs/dev" "$W/rootfs/etc" "$W/rootfs/tmp"
-cp "$(command -v busybox)" "$W/rootfs/bin/busybox"; ln -s busybox "$W/rootfs/bin/sh"; ln -s busybox "$W/rootfs/bin/true"
-tar -C "$W/rootfs" -c . | docker import - local/busybox:latest >/dev/null
+mkdir -p "$W/state" "$W/root"
+. bench/dockerd.sh
+bench_dockerd "$W"
+bench_image "$W/rootfs" sh true
 echo '{"groups": [], "disks": [{"name": "data", "type": "volume-disk"}]}' > "$W/state/device.json"
 $PV serve --socket "/run/docker/plugins/$NAME.sock" --state "$W/state" --root "$W/root" 2>/dev/null & PLUGIN=$!
 for i in $(seq 1 100); do [ -S "/run/docker/plugins/$NAME.sock" ] && break; sleep 0.1; done
