@@ -6,7 +6,7 @@
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { exitStatusOf, fromSystemError, isPvdiskError, PvdiskError } from '../errors.js'
-import { formatProblem, type Problem } from '../config/problems.js'
+import { errorText, type Problem } from '../config/problems.js'
 import type { CommandResult, GlobalOptions } from './cli-types.js'
 import * as validate from './commands/validate.js'
 import * as app from './commands/app.js'
@@ -39,7 +39,7 @@ const fail = (argv: string[], thrown: unknown): void => {
     if (json) {
       process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, details: e.details, problems } }, null, 2) + '\n')
     } else {
-      process.stderr.write([...problems.map(formatProblem), `pvdisk: ${e.message}`, ...e.details.map(d => `  ${d}`)].join('\n') + '\n')
+      process.stderr.write(errorText(e, problems))
     }
     if (debug) process.stderr.write(`${e.stack ?? ''}\n`)
     process.exitCode = exitStatusOf(e.code)

@@ -101,5 +101,9 @@ export const failureReport = (thrown: unknown, program: string): { text: string,
   const e = fromSystemError(thrown) ?? thrown
   if (!isPvdiskError(e)) return { text: `pvdisk: ${program}: unexpected error: ${(e as Error)?.message ?? String(e)}\n`, exitCode: 1 }
   const problems = e instanceof InvalidInputError ? e.problems.filter(p => p.severity === 'error') : []
-  return { text: `${[...problems.map(formatProblem), `pvdisk: ${e.message}`, ...e.details.map(d => `  ${d}`)].join('\n')}\n`, exitCode: exitStatusOf(e.code) }
+  return { text: errorText(e, problems), exitCode: exitStatusOf(e.code) }
 }
+
+/** an error as the user reads it: the problems found, then one line of what went wrong, then what to do */
+export const errorText = (e: PvdiskError, problems: readonly Problem[]): string =>
+  `${[...problems.map(formatProblem), `pvdisk: ${e.message}`, ...e.details.map(d => `  ${d}`)].join('\n')}\n`
