@@ -55,7 +55,7 @@ const daemon = spawn(process.execPath, [...(process.env.PVDISK_BENCH_PROF ? ['--
 try {
   for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise(r => setTimeout(r, 100))
   const names = Array.from({ length: concurrent }, (_, i) => `v${i}`)
-  for (const n of names) await post('/VolumeDriver.Create', { Name: n, Opts: { app: 'load', persistence: i(n) } })
+  for (const n of names) await post('/VolumeDriver.Create', { Name: n, Opts: { app: 'load', persistence: persistenceOf(n) } })
   await post('/VolumeDriver.Mount', { Name: 'v0', ID: 'warm' }) // the disk comes up here, once
   await post('/VolumeDriver.Unmount', { Name: 'v0', ID: 'warm' })
   const latencies = []
@@ -81,6 +81,6 @@ try {
 }
 
 /** a mix, as containers have: permanent, revision and boot volumes on the disk */
-function i(name) {
+function persistenceOf(name) {
   return ['permanent@d', 'revision@d', 'boot@d'][Number(name.slice(1)) % 3]
 }
