@@ -4,7 +4,7 @@ import { InvalidInputError } from '../config/problems.js'
 import { requireStateDevice } from '../config/state.js'
 import { ProcessRunner, RecordingRunner } from '../host/run.js'
 import { liveKernel, type DiskContext } from '../disks/context.js'
-import { disksDown, disksStatus, disksUp, selectDisks } from '../disks/engine.js'
+import { diskRecover, disksDown, disksStatus, disksUp, selectDisks } from '../disks/engine.js'
 import type { DiskEntry } from '../config/check-device.js'
 
 export const diskSession = async (opts: { state: string, root: string }, planning: boolean) => {
@@ -32,6 +32,7 @@ export const diskSession = async (opts: { state: string, root: string }, plannin
     up: (d: DiskEntry[]) => disksUp(ctx, d),
     down: (d: DiskEntry[]) => disksDown(ctx, d),
     status: (d: DiskEntry[]) => disksStatus(ctx, d),
+    recover: (d: DiskEntry, key: Buffer) => diskRecover(ctx, d, key),
     plan: () => recorder?.lines ?? [],
   }
 }

@@ -2,18 +2,20 @@
 // and key collisions, defaults, dual sub-disks. Works on partly invalid data so that one
 // run reports every problem; returns the index of usable disks for volume references.
 import { imageDir, pantavisorDmName, parseCryptPath, type CryptPath } from './crypt-path.js'
+import { checkOwnDisk, OWN_TYPES } from './check-own-disk.js'
 import { isJsonObject, type Json } from './json-source.js'
 import { hostPathError, isPortableName, nameError } from './path-rules.js'
 import { appendPointer } from './pointer.js'
 import type { FileProblems } from './problems.js'
 import { closest, didYouMean } from './suggest.js'
+import type { UnlockSpec } from './unlock.js'
 
 export const DISK_ARRAYS = ['disks', 'disks_v2', 'disks_v3'] as const
 export type DiskArray = (typeof DISK_ARRAYS)[number]
 export const CRYPT_TYPES = ['dm-crypt-versatile', 'dm-crypt-caam', 'dm-crypt-dcp']
-export const DISK_TYPES = ['directory', 'volume-disk', ...CRYPT_TYPES, 'swap-disk', 'dual']
+export const DISK_TYPES = ['directory', 'volume-disk', ...CRYPT_TYPES, 'swap-disk', 'dual', ...OWN_TYPES]
 const DISK_KEYS = ['name', 'type', 'path', 'mode', 'format', 'provision', 'provision_options', 'format_options',
-  'mount_options', 'mount_target', 'default', 'uuid', 'aliases', 'migrate_keyblob', 'disks', 'init_order', 'options']
+  'mount_options', 'mount_target', 'default', 'uuid', 'aliases', 'migrate_keyblob', 'disks', 'init_order', 'options', 'unlock', 'recovery_key']
 const DEVICE_KEYS = ['$schema', ...DISK_ARRAYS, 'volumes', 'groups', 'network', 'remount']
 const CRYPT_IGNORED = ['format', 'provision', 'provision_options', 'format_options', 'mount_target']
 
@@ -23,6 +25,10 @@ export interface DiskEntry {
   pointer: string
   fields: { [key: string]: Json }
   crypt?: CryptPath
+  /** fscrypt: the vault directory */
+  vault?: string
+  /** dm-crypt-luks2 and fscrypt: how the key is unlocked */
+  unlock?: UnlockSpec
 }
 
 export interface DiskIndex {
@@ -78,6 +84,10 @@ const checkDisk = (disk: { [key: string]: Json }, at: string, array: DiskArray, 
     return undefined // strict arrays: the schema reported it
   }
   const entry: DiskEntry = { name, type, pointer: at, fields: disk }
+  if (OWN_TYPES.includes(type)) {
+    const facts = checkOwnDisk(disk, type, name, at, array !== 'disks_v3', problems)
+    return facts && { ...entry, ...facts }
+  }
   if (CRYPT_TYPES.includes(type)) {
     if (typeof path === 'string') {
       const parsed = parseCryptPath(path)

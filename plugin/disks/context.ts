@@ -84,6 +84,9 @@ export interface DiskStatus {
   free?: number
   /** things that are wrong, e.g. mounted from the wrong source */
   problems: string[]
+  /** dm-crypt-luks2 and fscrypt: how the key unlocks, and whether a recovery key exists */
+  unlock?: string
+  recovery?: boolean
 }
 
 export const fsUsage = (mountPoint: string): { size: number, used: number, free: number } | undefined => {
@@ -105,6 +108,8 @@ export interface Backend {
   down(): Promise<string>
   /** how this (open) disk is mounted at its mount point, to repeat it in another namespace */
   mountSpec(): MountSpec
+  /** dm-crypt-luks2 and fscrypt: unlock with the recovery key, bind the pins again, and mount */
+  recover?(recoveryKey: Buffer): Promise<string>
 }
 
 export interface MountSpec {

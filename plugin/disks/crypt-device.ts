@@ -12,6 +12,7 @@ import { isMountOf, mountAt, type DmDevice, type LoopDevice } from '../host/kern
 import { readExt4 } from './ext4.js'
 import { act, fsUsage, hostPath, mountPointOf, type DiskContext, type DiskStatus } from './context.js'
 import { schemeOf, type CryptKeyRef, type CryptScheme } from './crypt-schemes.js'
+import { luks2HasRecovery, luks2Scheme, type Luks2Scheme } from './crypt-luks2.js'
 
 /** unique per disk whatever the image is called (Pantavisor's image-name-derived names collide) */
 export const dmNameOf = (disk: DiskEntry, image: string): string =>
@@ -49,7 +50,9 @@ export class CryptDevice {
   plannedFs = false
 
   constructor(readonly ctx: DiskContext, readonly disk: DiskEntry, readonly crypt: CryptPath) {
-    this.scheme = schemeOf(disk.type, typeof disk.fields.mode === 'string' ? disk.fields.mode : undefined)
+    this.scheme = disk.type === 'dm-crypt-luks2'
+      ? luks2Scheme(disk, typeof disk.fields.recovery_key === 'string' ? hostPath(ctx, disk.fields.recovery_key) : undefined)
+      : schemeOf(disk.type, typeof disk.fields.mode === 'string' ? disk.fields.mode : undefined)
     this.image = hostPath(ctx, crypt.image)
     this.fresh = `${this.image}.new`
     this.ref = { dir: dirname(this.image), keyName: crypt.keyName }
@@ -74,7 +77,7 @@ export class CryptDevice {
   }
 
   status(): DiskStatus {
-    const base = { name: this.disk.name, type: this.disk.type, mountPoint: this.mnt, backing: this.image, problems: [] as string[] }
+    const base = { name: this.disk.name, type: this.disk.type, mountPoint: this.mnt, backing: this.image, problems: [] as string[], ...this.unlockFacts() }
     const mapping = this.ourDm()
     const at = mountAt(this.ctx.kernel.mounts(), this.mnt)
     if (mapping && at && isMountOf(at, mapping)) return { ...base, state: 'mounted', ...fsUsage(this.mnt) }
@@ -82,6 +85,12 @@ export class CryptDevice {
     if (mapping) return { ...base, state: 'open' }
     const ready = existsSync(this.image) && existsSync(this.marker)
     return { ...base, state: ready ? 'provisioned' : 'absent' }
+  }
+
+  private unlockFacts(): { unlock?: string, recovery?: boolean } {
+    if (!('format' in this.scheme)) return {}
+    const spec = (this.scheme as Luks2Scheme).spec
+    return { unlock: spec.summary, recovery: luks2HasRecovery(this.image, spec) ?? false }
   }
 
   /** after an unclean shutdown: our mapping not mounted, loop devices left on the image */
@@ -135,7 +144,8 @@ export class CryptDevice {
     return this.ctx.runner.run({
       // lazy init: the same on-disk format as Pantavisor's "mkfs.ext4 -b 1024", without writing
       // every inode table and the whole journal up front (the image is fresh, nothing stale to replay)
-      argv: ['mkfs.ext4', '-q', '-b', '1024', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '--', this.mapper], timeoutMs: 30 * 60_000,
+      // (LUKS2 is pvdisk's own: it may pick 4 KiB sectors, so ext4 takes its own block size there)
+      argv: ['mkfs.ext4', '-q', ...('format' in this.scheme ? [] : ['-b', '1024']), '-E', 'lazy_itable_init=1,lazy_journal_init=1', '--', this.mapper], timeoutMs: 30 * 60_000,
     })
   }
 

@@ -7,6 +7,7 @@ import { dirname } from 'node:path'
 import { createProgress } from '../host/progress.js'
 import { act, type DiskContext } from './context.js'
 import { fsyncPath, type CryptDevice } from './crypt-device.js'
+import type { Luks2Scheme } from './crypt-luks2.js'
 
 const MIB = 1024 * 1024
 
@@ -30,6 +31,9 @@ const createImage = async (dev: CryptDevice, progress: ReturnType<typeof createP
   const { ctx, fresh, image } = dev
   // <image>.new never held data: it is renamed into place only once it has a filesystem
   const bytes = dev.crypt.sizeMiB * MIB
+  const format = 'format' in dev.scheme ? (dev.scheme as Luks2Scheme).format : undefined
+  // a LUKS2 header on a half-made <image>.new has keys nobody kept: start that file afresh
+  if (format && existsSync(fresh)) removeHalfImage(ctx, fresh)
   try {
     await ctx.runner.run({ argv: ['fallocate', '--length', String(bytes), '--', fresh] })
   } catch (e) {
@@ -49,6 +53,10 @@ const createImage = async (dev: CryptDevice, progress: ReturnType<typeof createP
     }
     ctx.log(`warning: ${dirname(fresh)} cannot reserve space (fallocate not supported); the image is sparse, with ${free === undefined ? 'unknown' : `${Math.floor(free / MIB)} MiB`} free now`)
     await ctx.runner.run({ argv: ['truncate', '--size', String(bytes), '--', fresh] })
+  }
+  if (format) {
+    progress?.update(2, 'luksFormat')
+    await format(ctx, dev.ref, fresh)
   }
   progress?.update(2, 'opening')
   const loop = await dev.open(fresh)

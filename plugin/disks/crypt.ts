@@ -10,6 +10,7 @@ import { refuseLinksBelow } from '../host/no-follow.js'
 import { act, type Backend, type DiskContext } from './context.js'
 import { CryptDevice } from './crypt-device.js'
 import { firstInit } from './crypt-init.js'
+import { recoverLuks2 } from './crypt-luks2-recover.js'
 
 export { dmNameOf } from './crypt-device.js'
 
@@ -27,7 +28,10 @@ const up = async (dev: CryptDevice): Promise<string> => {
   let loop: string | undefined
   if (existsSync(marker)) {
     if (!existsSync(image)) throw dev.fail(`${marker} says the disk was initialised, but ${image} is missing`, ['restore the image; pvdisk will not create an empty one in its place'])
-    if (!existsSync(scheme.keyFile(ref))) throw dev.fail(`the key ${scheme.keyFile(ref)} of initialised image ${image} is missing`, ['restore the key file; the image is left untouched'])
+    if (!existsSync(scheme.keyFile(ref))) {
+      throw dev.fail(`the key ${scheme.keyFile(ref)} of initialised image ${image} is missing`,
+        ['restore the key file; the image is left untouched', ...(disk.type === 'dm-crypt-luks2' ? [`or run "pvdisk disk recover ${disk.name}" with the recovery key: it makes a new key file`] : [])])
+    }
   } else {
     loop = await firstInit(dev)
   }
@@ -72,5 +76,6 @@ export const cryptBackend = (ctx: DiskContext, disk: DiskEntry, crypt: CryptPath
     status: () => dev.status(),
     up: () => up(dev),
     down: () => down(dev),
+    ...(disk.type === 'dm-crypt-luks2' ? { recover: (key: Buffer) => recoverLuks2(dev, key, () => up(dev)) } : {}),
   }
 }

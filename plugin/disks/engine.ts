@@ -15,16 +15,18 @@ import { didYouMean } from '../config/suggest.js'
 import { bindBackend } from './bind.js'
 import { lockDirOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 import { cryptBackend } from './crypt.js'
+import { fscryptBackend } from './fscrypt.js'
 import { recordExpected } from './expected.js'
 
 const isBindDisk = (disk: DiskEntry): boolean =>
   disk.type === 'directory' || (disk.type === 'volume-disk' && !('provision' in disk.fields))
 
 /** swap, dual and provisioned volume disks are Pantavisor's to provision */
-export const isProvisionedByPvdisk = (disk: DiskEntry): boolean => disk.crypt !== undefined || isBindDisk(disk)
+export const isProvisionedByPvdisk = (disk: DiskEntry): boolean => disk.crypt !== undefined || disk.vault !== undefined || isBindDisk(disk)
 
 export const backendFor = (ctx: DiskContext, disk: DiskEntry): Backend | undefined => {
   if (disk.crypt) return cryptBackend(ctx, disk, disk.crypt)
+  if (disk.vault !== undefined) return fscryptBackend(ctx, disk)
   return isBindDisk(disk) ? bindBackend(ctx, disk) : undefined
 }
 
@@ -60,7 +62,7 @@ export interface DiskOutcome {
   result: string
 }
 
-const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Promise<DiskOutcome[]> => {
+const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down' | { recover: Buffer }): Promise<DiskOutcome[]> => {
   const pairs = backendsOf(ctx, disks)
   requireRoot(ctx)
   if (!ctx.runner.planning) requireTools([...new Set(pairs.flatMap(([, b]) => b.tools()))])
@@ -69,8 +71,8 @@ const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Pr
     if (!ctx.runner.planning) mkdirNoFollow(ctx.root, lockDirOf(ctx), 0o700)
     const lock = ctx.runner.planning ? undefined : await acquireLock(lockDirOf(ctx), disk.name)
     try {
-      const result = await backend[op]()
-      recordExpected(ctx, disk.name, op === 'up')
+      const result = typeof op === 'string' ? await backend[op]() : await recoverWith(disk, backend, op.recover)
+      recordExpected(ctx, disk.name, op !== 'down')
       out.push({ name: disk.name, result })
     } finally {
       lock?.release()
@@ -78,6 +80,15 @@ const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down'): Pr
   }
   return out
 }
+
+const recoverWith = (disk: DiskEntry, backend: Backend, key: Buffer): Promise<string> => {
+  if (!backend.recover) throw new PvdiskError('EUSAGE', `disk "${disk.name}" (${disk.type}) has no recovery key`, ['disk recover is for dm-crypt-luks2 disks and fscrypt vaults'])
+  return backend.recover(key)
+}
+
+/** unlocks one disk with its recovery key, binds its pins again and mounts it */
+export const diskRecover = async (ctx: DiskContext, disk: DiskEntry, recoveryKey: Buffer): Promise<string> =>
+  (await each(ctx, [disk], { recover: recoveryKey }))[0]?.result ?? ''
 
 export const disksUp = (ctx: DiskContext, disks: DiskEntry[]) => each(ctx, disks, 'up')
 export const disksDown = (ctx: DiskContext, disks: DiskEntry[]) => each(ctx, [...disks].reverse(), 'down')

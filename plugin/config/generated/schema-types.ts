@@ -60,11 +60,11 @@ export interface DeviceDisk {
  */
 name: string
 /**
- * directory (legacy: a host directory), volume-disk (a directory bind-mounted as a disk, or with provision a block device, zram or file), dm-crypt-versatile (software dm-crypt, key file on storage), dm-crypt-caam (i.MX CAAM-protected key), dm-crypt-dcp (i.MX DCP-protected key), swap-disk (swap, not provisioned by pvdisk), dual (two sub-disks with a migration order; declare it in disks_v3, not provisioned by pvdisk).
+ * directory (legacy: a host directory), volume-disk (a directory bind-mounted as a disk, or with provision a block device, zram or file), dm-crypt-versatile (software dm-crypt, key file on storage), dm-crypt-caam (i.MX CAAM-protected key), dm-crypt-dcp (i.MX DCP-protected key), swap-disk (swap, not provisioned by pvdisk), dual (two sub-disks with a migration order; declare it in disks_v3, not provisioned by pvdisk). pvdisk extensions, only in disks_v3 (Pantavisor skips them there, and refuses the whole state if they stand in disks or disks_v2): dm-crypt-luks2 (LUKS2 image, key sealed by a TPM, a Tang server or a key file) and fscrypt (an fscrypt v2 encrypted directory on the host's ext4/f2fs).
  */
 type: string
 /**
- * directory: the absolute host directory. dm-crypt-*: "[-v2 ]<absolute image path>,<size in MiB>,<key name>", e.g. "/storage/dm-crypt-files/secrets/versatile.img,64,versatile_key"; the key files live next to the image; dm-crypt-caam needs the "-v2 " prefix. volume-disk/swap-disk with provision: the block device or file.
+ * directory: the absolute host directory. dm-crypt-* (dm-crypt-luks2 too, without "-v2 "): "[-v2 ]<absolute image path>,<size in MiB>,<key name>", e.g. "/storage/dm-crypt-files/secrets/versatile.img,64,versatile_key"; the key files live next to the image; dm-crypt-caam needs the "-v2 " prefix. volume-disk/swap-disk with provision: the block device or file. fscrypt: the absolute vault directory.
  */
 path?: string
 /**
@@ -127,6 +127,14 @@ init_order?: ("primary" | "secondary" | "create-primary" | "create-secondary" | 
  * Legacy (2021-2023): extra mount options, as for mount -o. Prefer mount_options.
  */
 options?: string
+/**
+ * dm-crypt-luks2 and fscrypt: how the disk key is unlocked. "keyfile" (the default: a key file next to the image, for hosts without TPM or Tang), or one Clevis pin: {"tpm2": {"pcrs": "7"}} (sealed to the TPM's PCR 7, bank sha256 unless "pcr_bank" says otherwise), {"tang": {"url": "http://tang:7500", "thp": "..."}} (network-bound), or {"sss": {"t": 1, "pins": {"tpm2": {...}, "tang": [{...}]}}} (any t of the pins).
+ */
+unlock?: unknown
+/**
+ * dm-crypt-luks2 and fscrypt: where first init writes the recovery key (mode 0600), on other storage than the data (never next to the image or inside the vault). Without it the recovery key is printed once on the terminal of the first init (and no recovery key is made when there is none). `pvdisk disk recover NAME` unlocks with it and re-binds the pins.
+ */
+recovery_key?: string
 [k: string]: unknown | undefined
 }
 /**

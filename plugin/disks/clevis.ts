@@ -1,0 +1,45 @@
+// Clevis, the standard for binding a disk key to a TPM's PCRs or a Tang server: seal 32 key
+// bytes into a JWE, unseal them again, and turn Clevis's failures into a sentence that says
+// which pin refused and what to do. Key bytes travel only through stdin and stdout, as
+// bytes, never through argv or a JS string; the JWE itself holds no secret.
+import type { UnlockSpec } from '../config/unlock.js'
+import type { DiskContext } from './context.js'
+
+type ClevisUnlock = Extract<UnlockSpec, { kind: 'clevis' }>
+
+/** the programs each pin runs, checked before anything is created */
+export const clevisTools = (spec: UnlockSpec): string[] => {
+  if (spec.kind !== 'clevis') return []
+  const text = JSON.stringify({ [spec.pin]: spec.config })
+  return ['clevis', 'jose', ...(text.includes('"tpm2"') ? ['clevis-encrypt-tpm2', 'tpm2_createprimary', 'tpm2_unseal'] : []),
+    ...(text.includes('"tang"') ? ['clevis-encrypt-tang', 'curl'] : [])]
+}
+
+/** the JWE of key under the disk's pins (tang's advertised keys are trusted unless "thp" pins one) */
+export const seal = async (ctx: DiskContext, spec: ClevisUnlock, key: Uint8Array): Promise<Buffer> => {
+  const r = await ctx.runner.run({ argv: ['clevis', 'encrypt', spec.pin, JSON.stringify(spec.config), '-y'], input: key, secretInput: true, timeoutMs: 120_000 })
+  return Buffer.from(r.stdout, 'utf8')
+}
+
+/** the key bytes a JWE holds; the caller wipes them */
+export const unseal = async (ctx: DiskContext, jwe: Uint8Array): Promise<Buffer> => {
+  const r = await ctx.runner.run({ argv: ['clevis', 'decrypt'], input: jwe, binaryOutput: true, timeoutMs: 120_000 })
+  return r.output ?? Buffer.alloc(32)
+}
+
+const said = (e: unknown): string => [(e as Error).message, ...((e as { details?: string[] }).details ?? [])].join('\n')
+
+/** why Clevis could not unseal, from what its pins printed */
+export const unsealFailure = (spec: UnlockSpec, e: unknown): string => {
+  const text = said(e)
+  const reasons: string[] = []
+  if (/PCR have changed|policy check failed|TPM_RC_POLICY|0x0000099d|0x00000128/i.test(text)) {
+    reasons.push('the TPM refuses to unseal: its PCRs no longer match the policy the key was sealed to (a firmware, boot loader or Secure Boot change)')
+  } else if (/tcti|Cannot connect to swtpm|resource manager is needed|Could not load|\/dev\/tpm/i.test(text)) {
+    reasons.push('no TPM answers (no /dev/tpmrm0, or TPM2TOOLS_TCTI points at nothing)')
+  }
+  const tang = /Error communicating with server (\S+)|Unable to fetch advertisement: '([^']+)'/.exec(text)
+  if (tang) reasons.push(`the Tang server ${(tang[1] ?? tang[2] ?? '').replace(/\/adv\/?$/, '')} cannot be reached`)
+  if (reasons.length === 0) reasons.push(`Clevis could not unseal the key (${text.split('\n').filter(Boolean).slice(-1)[0] ?? 'no message'})`)
+  return `${spec.summary}: ${reasons.join('; and ')}`
+}
