@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import type { UnlockSpec } from '../config/unlock.js'
 import { PvdiskError } from '../errors.js'
-import { clevisTools, unsealFailure } from './clevis.js'
+import { clevisTools, unreachableTang, unsealFailure } from './clevis.js'
 import type { DiskContext } from './context.js'
 import { writeNewKey, type CryptKeyRef, type CryptScheme } from './crypt-keys.js'
 import { keepRecoveryKey, newRecoveryKey } from './recovery-key.js'
@@ -50,7 +50,7 @@ export const luks2Scheme = (disk: DiskEntry, recoveryFile: string | undefined): 
           try {
             await ctx.runner.run({ argv: ['clevis', 'luks', 'bind', '-y', '-d', file, '-k', '-', spec.pin, JSON.stringify(spec.config)], input: recovery, secretInput: true, timeoutMs: 300_000 })
           } catch (e) {
-            throw new PvdiskError('EDISK', `disk "${disk.name}": cannot bind the new image to ${spec.summary}: ${unsealFailure(spec, e).replace(/^[^:]*: /, '')}`,
+            throw new PvdiskError('EDISK', `disk "${disk.name}": cannot bind the new image to ${spec.summary}: ${unsealFailure(spec, e, await unreachableTang(ctx, spec)).slice(spec.summary.length + 2)}`,
               ['nothing holding data was touched; fix the TPM or Tang server and run pvdisk again'])
           }
         }
@@ -71,7 +71,8 @@ export const luks2Scheme = (disk: DiskEntry, recoveryFile: string | undefined): 
       try {
         await ctx.runner.run({ argv: ['clevis', 'luks', 'unlock', '-d', loop, '-n', dm], timeoutMs: 300_000 })
       } catch (e) {
-        throw new PvdiskError('EDISK', `disk "${disk.name}": cannot unlock: ${/could not be opened/.test(said(e)) ? unsealFailure(spec, e) : said(e).split('\n')[0]}`, [recoverHint, 'the image was not changed'])
+        const why = /could not be opened/.test(said(e)) ? unsealFailure(spec, e, await unreachableTang(ctx, spec)) : said(e).split('\n')[0]
+        throw new PvdiskError('EDISK', `disk "${disk.name}": cannot unlock: ${why}`, [recoverHint, 'the image was not changed'])
       }
     },
     close: async (ctx, _ref, dm) => {

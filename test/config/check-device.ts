@@ -166,3 +166,32 @@ t.test('wrong shapes do not crash the semantic checks', async t => {
     t.ok(r.list.some(c => c.startsWith('E schema-type')), JSON.stringify(v))
   }
 })
+
+t.test('pvdisk\'s own types: only in disks_v3, with a usable unlock and a recovery key away from the data', async t => {
+  const luks = (extra = {}) => ({ name: 'sec', type: 'dm-crypt-luks2', path: '/storage/sec/disk.img,64,sec', ...extra })
+  const v3 = (...disks: unknown[]) => check({ groups: [], disks_v3: disks })
+  sameSet(t, v3(luks(), { name: 'v', type: 'fscrypt', path: '/storage/vault', unlock: { tpm2: { pcrs: '7' } }, recovery_key: '/boot/rec/v.key' }).list, [])
+  t.match(v3(luks({ unlock: { sss: { t: 2, pins: { tpm2: {}, tang: [{ url: 'http://a' }, { url: 'https://b:7500' }] } } } })).disks.disks.get('sec')?.unlock,
+    { kind: 'clevis', pin: 'sss', config: { t: 2, pins: { tpm2: [{ pcr_bank: 'sha256' }], tang: [{ url: 'http://a' }, { url: 'https://b:7500' }] } }, summary: 'sss (2 of: tpm2 (no PCR policy), tang (http://a), tang (https://b:7500))' })
+  const strict = check({ groups: [], disks: [luks()] })
+  t.ok(strict.list.includes('E pvdisk-type-in-strict-array /disks/0/type'), 'in a strict array Pantavisor would refuse the whole state')
+    const bad: [unknown, string, string][] = [
+    [{ tpm2: { pcrs: '7,24' } }, 'unlock-pcrs-invalid', '/disks_v3/0/unlock/tpm2/pcrs'],
+    [{ tpm2: { pcr_bank: 'md5' } }, 'unlock-bank-invalid', '/disks_v3/0/unlock/tpm2/pcr_bank'],
+    [{ tang: { url: 'tang.example' } }, 'unlock-invalid', '/disks_v3/0/unlock/tang/url'],
+    [{ sss: { t: 3, pins: { tpm2: {}, tang: { url: 'http://a' } } } }, 'unlock-threshold-invalid', '/disks_v3/0/unlock/sss/t'],
+    [{ sss: { t: 1, pins: { yubikey: {} } } }, 'unlock-pin-unknown', '/disks_v3/0/unlock/sss/pins/yubikey'],
+    [{ tpm2: {}, tang: { url: 'http://a' } }, 'unlock-invalid', '/disks_v3/0/unlock'],
+    ['passphrase', 'unlock-invalid', '/disks_v3/0/unlock'],
+  ]
+  for (const [unlock, code, pointer] of bad) {
+    const r = v3(luks({ unlock }))
+    t.ok(r.problems.some(p => p.code === code && p.pointer === pointer && p.severity === 'error'), `${JSON.stringify(unlock)}: ${code} at ${pointer} (${r.list.join(', ')})`)
+    t.notOk(r.disks.disks.has('sec'), 'and the disk is not usable')
+  }
+  t.ok(v3(luks({ recovery_key: '/storage/sec/rec.key' })).list.includes('E recovery-key-near-data /disks_v3/0/recovery_key'), 'never next to the image')
+  t.ok(v3({ name: 'v', type: 'fscrypt', path: '/storage/vault', recovery_key: '/storage/vault/r' }).list.includes('E recovery-key-near-data /disks_v3/0/recovery_key'), 'never inside the vault')
+  t.ok(v3(luks({ path: '/storage/sec/disk.img,16,sec' })).list.includes('E crypt-size-invalid /disks_v3/0/path'), 'LUKS2 needs more than its 16 MiB header')
+  t.ok(v3(luks({ path: '-v2 /storage/sec/disk.img,64,sec' })).list.includes('E crypt-path-syntax /disks_v3/0/path'))
+  t.ok(v3({ name: 'v', type: 'fscrypt', path: 'vault' }).list.includes('E path-relative /disks_v3/0/path'))
+})
