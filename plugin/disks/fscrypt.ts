@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
 import { writeFileAtomic } from '../host/atomic-write.js'
-import { isBindOf, mountAt, mountHolding } from '../host/kernel.js'
+import { isBindOf, mountAt, mountHolding, type MountEntry } from '../host/kernel.js'
 import { refuseLinksBelow } from '../host/no-follow.js'
 import { clevisTools } from './clevis.js'
 import { act, type Backend, type DiskContext } from './context.js'
@@ -22,6 +22,13 @@ import { CANARY, vaultOf, type Vault } from './fscrypt-vault.js'
 import { keepRecoveryKey, newRecoveryKey, readRecoveryKey, unwrapWithRecovery, wrapWithRecovery } from './recovery-key.js'
 
 export { vaultFiles } from './fscrypt-vault.js'
+
+/** where fscrypt keeps a filesystem's metadata: a mount of the filesystem's root, not a bind of a subdirectory */
+const fsRootOf = (mounts: MountEntry[], dir: string): string => {
+  const holder = mountHolding(mounts, dir)
+  if (!holder) return '/'
+  return mounts.find(m => m.major === holder.major && m.minor === holder.minor && m.root === '/')?.mountPoint ?? holder.mountPoint
+}
 
 const firstInit = async (v: Vault): Promise<void> => {
   const encrypted = await v.isEncrypted()
@@ -49,7 +56,7 @@ const firstInit = async (v: Vault): Promise<void> => {
     await v.keepKey(key)
   }
   try {
-    const mountPoint = v.ctx.runner.planning ? dirname(v.f.vault) : mountHolding(v.ctx.kernel.mounts(), dirname(v.f.vault))?.mountPoint ?? '/'
+    const mountPoint = v.ctx.runner.planning ? dirname(v.f.vault) : fsRootOf(v.ctx.kernel.mounts(), dirname(v.f.vault))
     if (!existsSync(join(mountPoint, '.fscrypt'))) await v.fscrypt(['setup', mountPoint, '--force'])
     if (!encrypted) {
       act.mkdirp(v.ctx, v.f.vault, 0o700)
