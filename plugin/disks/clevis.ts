@@ -54,6 +54,8 @@ export const unsealFailure = (spec: UnlockSpec, e: unknown, tangDown: readonly s
   const reasons: string[] = []
   if (/PCR have changed|policy check failed|TPM_RC_POLICY|0x0000099d|0x00000128/i.test(text)) {
     reasons.push('the TPM refuses to unseal: its PCRs no longer match the policy the key was sealed to (a firmware, boot loader or Secure Boot change)')
+  } else if (/out of memory for (session|object) contexts|TPM_RC_(SESSION|OBJECT)_MEMORY/i.test(text)) {
+    reasons.push('the TPM has no free session or object slots (reach it through the kernel\'s resource manager, /dev/tpmrm0)')
   } else if (/tcti|Cannot connect to swtpm|resource manager is needed|Could not load|\/dev\/tpm/i.test(text)) {
     reasons.push('no TPM answers (no /dev/tpmrm0, or TPM2TOOLS_TCTI points at nothing)')
   }

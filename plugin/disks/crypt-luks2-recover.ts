@@ -31,7 +31,7 @@ export const recoverLuks2 = async (dev: CryptDevice, given: Buffer, up: () => Pr
     const spec = scheme.spec
     if (spec.kind === 'clevis') {
       const before = [...(luks2Slots(image)?.bound ?? [])]
-      await ctx.runner.run({ argv: ['clevis', 'luks', 'bind', '-y', '-d', image, '-k', '-', spec.pin, JSON.stringify(spec.config)], input: recovery, secretInput: true, timeoutMs: 300_000 })
+      await scheme.bind(ctx, image, recovery)
       for (const slot of before) await ctx.runner.run({ argv: ['clevis', 'luks', 'unbind', '-f', '-d', image, '-s', slot] })
     } else {
       const keyFile = keyfileOf(dev.ref)

@@ -12,7 +12,7 @@ import { PvdiskError } from '../errors.js'
 import { clevisTools, unreachableTang, unsealFailure } from './clevis.js'
 import type { DiskContext } from './context.js'
 import { writeNewKey, type CryptKeyRef, type CryptScheme } from './crypt-keys.js'
-import { keepRecoveryKey, newRecoveryKey } from './recovery-key.js'
+import { canKeepRecoveryKey, keepRecoveryKey, newRecoveryKey } from './recovery-key.js'
 
 export const LUKS2_PBKDF = ['--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000']
 
@@ -21,6 +21,8 @@ export const keyfileOf = (ref: CryptKeyRef): string => join(ref.dir, `${ref.keyN
 export interface Luks2Scheme extends CryptScheme {
   /** writes the LUKS2 header with its keyslots on a fresh file; nothing else is written */
   format(ctx: DiskContext, ref: CryptKeyRef, file: string): Promise<void>
+  /** adds a Clevis keyslot for the pins, opened by an existing key */
+  bind(ctx: DiskContext, file: string, existing: Buffer): Promise<void>
   spec: UnlockSpec
 }
 
@@ -28,10 +30,20 @@ const said = (e: unknown): string => [(e as Error).message, ...((e as { details?
 
 export const luks2Scheme = (disk: DiskEntry, recoveryFile: string | undefined): Luks2Scheme => {
   const spec: UnlockSpec = disk.unlock ?? { kind: 'keyfile', summary: 'keyfile' }
+  const bind = async (ctx: DiskContext, file: string, existing: Buffer): Promise<void> => {
+    if (spec.kind !== 'clevis') return
+    try {
+      await ctx.runner.run({ argv: ['clevis', 'luks', 'bind', '-y', '-d', file, '-k', '-', spec.pin, JSON.stringify(spec.config)], input: existing, secretInput: true, timeoutMs: 300_000 })
+    } catch (e) {
+      throw new PvdiskError('EDISK', `disk "${disk.name}": cannot bind the new image to ${spec.summary}: ${unsealFailure(spec, e, await unreachableTang(ctx, spec)).slice(spec.summary.length + 2)}`,
+        ['nothing holding data was touched; fix the TPM or Tang server and run pvdisk again'])
+    }
+  }
   const recoverHint = `run "pvdisk disk recover ${disk.name}" with the recovery key: it opens the disk and binds the pins again`
   const scheme: Luks2Scheme = {
     label: `luks2 ${spec.summary}`,
     spec,
+    bind,
     tools: ['cryptsetup', ...(spec.kind === 'clevis' ? [...clevisTools(spec), 'clevis-luks-bind', 'clevis-luks-unlock'] : [])],
     // with pins the key lives in the image's own header: there is no key file to lose, and
     // the image's directory stands for it in the checks that a key exists
@@ -41,24 +53,23 @@ export const luks2Scheme = (disk: DiskEntry, recoveryFile: string | undefined): 
     },
     format: async (ctx, ref, file) => {
       const recovery = newRecoveryKey()
+      const keep = canKeepRecoveryKey(recoveryFile)
       try {
         if (spec.kind === 'keyfile') {
           await ctx.runner.run({ argv: ['cryptsetup', 'luksFormat', '--batch-mode', '--type', 'luks2', ...LUKS2_PBKDF, `--key-file=${keyfileOf(ref)}`, '--', file] })
-          await ctx.runner.run({ argv: ['cryptsetup', 'luksAddKey', '--batch-mode', ...LUKS2_PBKDF, `--key-file=${keyfileOf(ref)}`, '--new-keyfile=-', '--', file], input: recovery, secretInput: true })
+          if (keep) await ctx.runner.run({ argv: ['cryptsetup', 'luksAddKey', '--batch-mode', ...LUKS2_PBKDF, `--key-file=${keyfileOf(ref)}`, '--new-keyfile=-', '--', file], input: recovery, secretInput: true })
         } else {
-          await ctx.runner.run({ argv: ['cryptsetup', 'luksFormat', '--batch-mode', '--type', 'luks2', ...LUKS2_PBKDF, '--key-file=-', '--', file], input: recovery, secretInput: true })
-          try {
-            await ctx.runner.run({ argv: ['clevis', 'luks', 'bind', '-y', '-d', file, '-k', '-', spec.pin, JSON.stringify(spec.config)], input: recovery, secretInput: true, timeoutMs: 300_000 })
-          } catch (e) {
-            throw new PvdiskError('EDISK', `disk "${disk.name}": cannot bind the new image to ${spec.summary}: ${unsealFailure(spec, e, await unreachableTang(ctx, spec)).slice(spec.summary.length + 2)}`,
-              ['nothing holding data was touched; fix the TPM or Tang server and run pvdisk again'])
-          }
+          // the recovery key formats (keyslot 0), Clevis binds with it; kept nowhere, its keyslot goes again
+          await ctx.runner.run({ argv: ['cryptsetup', 'luksFormat', '--batch-mode', '--type', 'luks2', ...LUKS2_PBKDF, '--key-slot', '0', '--key-file=-', '--', file], input: recovery, secretInput: true })
+          await bind(ctx, file, recovery)
+          if (!keep) await ctx.runner.run({ argv: ['cryptsetup', 'luksKillSlot', '--batch-mode', '--', file, '0'] })
+        }
+        if (!keep) {
+          ctx.log(`warning: disk "${disk.name}": no recovery key (no recovery_key file declared, and no terminal to show one on)`)
+          return
         }
         ctx.runner.note(`keep the recovery key${recoveryFile ? ` in ${recoveryFile} (mode 0600)` : ' (shown once on the terminal)'}`)
-        if (!ctx.runner.planning) {
-          const where = await keepRecoveryKey(recovery, recoveryFile, disk.name, ctx.root)
-          ctx.log(where === '' ? `warning: disk "${disk.name}": no terminal to show the recovery key and no recovery_key file declared: the disk has no usable recovery key` : `disk "${disk.name}": ${where}`)
-        }
+        if (!ctx.runner.planning) ctx.log(`disk "${disk.name}": ${await keepRecoveryKey(recovery, recoveryFile, disk.name, ctx.root)}`)
       } finally {
         recovery.fill(0)
       }

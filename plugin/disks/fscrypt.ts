@@ -19,7 +19,7 @@ import { fsyncPath } from './crypt-device.js'
 import { randomKey } from './key-file.js'
 import { ensureFscryptConfig } from './fscrypt-config.js'
 import { CANARY, vaultOf, type Vault } from './fscrypt-vault.js'
-import { keepRecoveryKey, newRecoveryKey, readRecoveryKey, unwrapWithRecovery, wrapWithRecovery } from './recovery-key.js'
+import { canKeepRecoveryKey, keepRecoveryKey, newRecoveryKey, readRecoveryKey, unwrapWithRecovery, wrapWithRecovery } from './recovery-key.js'
 
 export { vaultFiles } from './fscrypt-vault.js'
 
@@ -42,16 +42,19 @@ const firstInit = async (v: Vault): Promise<void> => {
     }
     act.mkdirp(v.ctx, dirname(v.f.vault), 0o755)
     key = randomKey().key
-    const recovery = newRecoveryKey()
-    try {
-      v.ctx.runner.note(`write the vault key wrapped by a new recovery key to ${v.f.recovery}`)
-      if (!v.ctx.runner.planning) {
-        await writeFileAtomic(v.f.recovery, wrapWithRecovery(key, recovery), 0o600)
-        const where = await keepRecoveryKey(recovery, v.f.recoveryKey, v.disk.name, v.ctx.root)
-        v.ctx.log(where === '' ? `warning: v.disk "${v.disk.name}": no terminal to show the recovery key and no recovery_key file declared: keep ${v.f.key} safe` : `v.disk "${v.disk.name}": ${where}`)
+    if (canKeepRecoveryKey(v.f.recoveryKey)) {
+      const recovery = newRecoveryKey()
+      try {
+        v.ctx.runner.note(`write the vault key wrapped by a new recovery key to ${v.f.recovery}`)
+        if (!v.ctx.runner.planning) {
+          await writeFileAtomic(v.f.recovery, wrapWithRecovery(key, recovery), 0o600)
+          v.ctx.log(`disk "${v.disk.name}": ${await keepRecoveryKey(recovery, v.f.recoveryKey, v.disk.name, v.ctx.root)}`)
+        }
+      } finally {
+        recovery.fill(0)
       }
-    } finally {
-      recovery.fill(0)
+    } else {
+      v.ctx.log(`warning: disk "${v.disk.name}": no recovery key (no recovery_key file declared, and no terminal to show one on): keep ${v.f.key} safe`)
     }
     await v.keepKey(key)
   }

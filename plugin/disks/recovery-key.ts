@@ -45,6 +45,9 @@ export const readRecoveryKey = (given: Buffer): Buffer | undefined => {
   return out
 }
 
+/** a recovery key is made only where it can be kept: a declared file, or a terminal to show it on */
+export const canKeepRecoveryKey = (file: string | undefined): boolean => file !== undefined || isatty(2)
+
 /** where the recovery key went, for the log (never the key itself) */
 export const keepRecoveryKey = async (key: Buffer, file: string | undefined, disk: string, root: string): Promise<string> => {
   if (file !== undefined) {

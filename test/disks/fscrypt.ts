@@ -37,6 +37,8 @@ const vaultHost = (t: Test, unlock: unknown, apps: { [app: string]: { [file: str
   const outputs: string[] = []
   const run = (args: string[], env: NodeJS.ProcessEnv = process.env, input?: Buffer) => {
     const r = spawnSync(process.execPath, [cli, ...args, ...base], { encoding: 'utf8', env, ...(input ? { input } : {}) })
+    // swtpm over TCP has no resource manager: do what a device's /dev/tpmrm0 does when a client goes
+    if (env.TPM2TOOLS_TCTI) for (const f of ['-t', '-s', '-l']) spawnSync('tpm2_flushcontext', [f], { env })
     outputs.push(r.stdout, r.stderr)
     return { status: r.status, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr }
   }
@@ -99,8 +101,10 @@ t.test('keyfile vault: first init, locked by down, data back on up, no plaintext
 t.test('tpm2 vault: bound to PCR 7; a changed PCR fails cleanly; recover re-binds; a wrong recovery key is refused', async t => {
   if (!prereqs(t)) return
   const h = vaultHost(t, { tpm2: { pcrs: '7' } })
-  const tpm = await startSwtpm(t, h.dir)
+  let env = process.env
   try {
+    const tpm = await startSwtpm(t, h.dir)
+    env = tpm.env
     let r = h.run(['disk', 'up'], tpm.env)
     t.equal(r.status, 0, r.out)
     t.notOk(existsSync(`${h.vault}.key`), 'no key file next to a TPM-bound vault')
@@ -133,7 +137,7 @@ t.test('tpm2 vault: bound to PCR 7; a changed PCR fails cleanly; recover re-bind
     t.equal(h.run(['disk', 'up'], tpm.env).status, 0, 'bound again to the new PCR values')
     h.noSecrets()
   } finally {
-    h.run(['disk', 'down'], tpm.env)
+    h.run(['disk', 'down'], env)
     unmountUnder(h.dir)
   }
 })
@@ -141,9 +145,11 @@ t.test('tpm2 vault: bound to PCR 7; a changed PCR fails cleanly; recover re-bind
 t.test('tang and sss vaults: tang unlocks while it runs, fails cleanly when stopped; sss t=1 opens with either pin', async t => {
   if (!prereqs(t)) return
   const h = vaultHost(t, {})
-  const tpm = await startSwtpm(t, h.dir)
-  const tang = await startTang(t, h.dir)
+  let env = process.env
   try {
+    const tpm = await startSwtpm(t, h.dir)
+    env = tpm.env
+    const tang = await startTang(t, h.dir)
     h.write({ tang: { url: tang.url } })
     let r = h.run(['disk', 'up'], tpm.env)
     t.equal(r.status, 0, r.out)
@@ -177,7 +183,7 @@ t.test('tang and sss vaults: tang unlocks while it runs, fails cleanly when stop
     await tang.start()
     h.noSecrets()
   } finally {
-    h.run(['disk', 'down'], tpm.env)
+    h.run(['disk', 'down'], env)
     unmountUnder(h.dir)
   }
 })
@@ -208,9 +214,11 @@ t.test('kill -9 at every step of a vault\'s first init: the next up converges, t
 t.test('volumes, usage and gc on a vault; a vault that cannot be unlocked never reaches a container', async t => {
   if (!prereqs(t)) return
   const h = vaultHost(t, { tpm2: { pcrs: '7' } }, { web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@vault', '/cache': 'revision@vault' } }) } })
-  const tpm = await startSwtpm(t, h.dir)
   const V = join(h.dir, 'root/volumes/web')
+  let env = process.env
   try {
+    const tpm = await startSwtpm(t, h.dir)
+    env = tpm.env
     let r = h.run(['volumes', 'up', 'web', '--revision', '2'], tpm.env)
     t.equal(r.status, 0, r.out)
     writeFileSync(join(V, 'docker--data/f'), 'in the vault')
@@ -234,8 +242,38 @@ t.test('volumes, usage and gc on a vault; a vault that cannot be unlocked never 
     t.equal(h.run(['volumes', 'up', 'web', '--revision', '3'], tpm.env).status, 0)
     t.equal(readFileSync(join(V, 'docker--data/f'), 'utf8'), 'in the vault')
   } finally {
-    h.run(['volumes', 'down', 'web'], tpm.env)
-    h.run(['disk', 'down'], tpm.env)
+    h.run(['volumes', 'down', 'web'], env)
+    h.run(['disk', 'down'], env)
+    unmountUnder(h.dir)
+  }
+})
+
+t.test('without recovery_key: the recovery key is shown once on a terminal, never logged; without a terminal there is none', async t => {
+  if (!prereqs(t)) return
+  const h = vaultHost(t, 'keyfile')
+  const state = join(h.dir, 'state/device.json')
+  writeFileSync(state, readFileSync(state, 'utf8').replace(/,\s*"recovery_key": "[^"]*"/, ''))
+  try {
+    // script(1) gives pvdisk a terminal, as an operator's shell does
+    const cmd = [process.execPath, cli, 'disk', 'up', '--state', join(h.dir, 'state'), '--root', join(h.dir, 'root')].map(a => `'${a}'`).join(' ')
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'latin1' })
+    t.equal(r.status, 0, r.stdout)
+    const shown = /Recovery key of disk "vault" \(shown once[^\n]*\n\s*([0-9a-f]{64})/.exec(r.stdout)?.[1]
+    t.ok(shown, 'the key is shown on the terminal')
+    t.match(JSON.parse(h.run(['disk', 'status', '--json']).stdout), [{ recovery: true }])
+    t.equal(h.run(['disk', 'down']).status, 0)
+    spawnSync('rm', ['-f', `${h.vault}.key`])
+    const rec = h.run(['disk', 'recover', 'vault'], process.env, Buffer.from(`${shown ?? ''}\n`))
+    t.equal(rec.status, 0, `the key shown then recovers the vault: ${rec.out}`)
+    t.equal(h.run(['disk', 'down']).status, 0)
+    spawnSync('rm', ['-rf', h.vault, `${h.vault}.key`, `${h.vault}.recovery`, `${h.vault}.init_done`])
+    const quiet = h.run(['disk', 'up'])
+    t.equal(quiet.status, 0, quiet.out)
+    t.notOk(existsSync(`${h.vault}.recovery`), 'no terminal, no file: no recovery key is made')
+    t.match(JSON.parse(h.run(['disk', 'status', '--json']).stdout), [{ recovery: false }])
+    h.noSecrets()
+  } finally {
+    h.run(['disk', 'down'])
     unmountUnder(h.dir)
   }
 })

@@ -42,13 +42,13 @@ t.test('luks2 with a key file: format with the key, a second keyslot for the rec
 t.test('luks2 bound by sss: the recovery key formats, Clevis binds, Clevis unlocks; the pins in argv, no key', async t => {
   const root = t.testdir({})
   const unlock = { sss: { t: 1, pins: { tpm2: { pcrs: '0,7' }, tang: [{ url: 'http://tang.example:7500', thp: 'AbCdEfGhIjKlMnOpQrSt' }] } } }
-  const { ctx, runner, disks } = setup(root, [{ name: 'sec', type: 'dm-crypt-luks2', path: '/storage/c/disk.img,64,key', unlock }])
+  const { ctx, runner, disks } = setup(root, [{ name: 'sec', type: 'dm-crypt-luks2', path: '/storage/c/disk.img,64,key', unlock, recovery_key: '/rec/sec' }])
   await disksUp(ctx, disks)
   const d = `${root}/storage/c`
   const dm = dmNameOf(disks[0]!, `${d}/disk.img`)
   const cfg = '{"t":1,"pins":{"tpm2":[{"pcr_bank":"sha256","pcr_ids":"0,7"}],"tang":[{"url":"http://tang.example:7500","thp":"AbCdEfGhIjKlMnOpQrSt"}]}}'
   t.same(commands(runner).slice(1, 5), [
-    ['cryptsetup', 'luksFormat', '--batch-mode', '--type', 'luks2', ...PBKDF, '--key-file=-', '--', `${d}/disk.img.new`, '<<secret>>'],
+    ['cryptsetup', 'luksFormat', '--batch-mode', '--type', 'luks2', ...PBKDF, '--key-slot', '0', '--key-file=-', '--', `${d}/disk.img.new`, '<<secret>>'],
     ['clevis', 'luks', 'bind', '-y', '-d', `${d}/disk.img.new`, '-k', '-', 'sss', cfg, '<<secret>>'],
     ['losetup', '--find', '--show', '--', `${d}/disk.img.new`],
     ['clevis', 'luks', 'unlock', '-d', '$LOOP', '-n', dm],
@@ -58,7 +58,7 @@ t.test('luks2 bound by sss: the recovery key formats, Clevis binds, Clevis unloc
 
 t.test('fscrypt vault with tpm2: recovery wrap and sealed key first, then encrypt; the key only on stdin', async t => {
   const root = t.testdir({})
-  const { ctx, runner, disks } = setup(root, [{ name: 'v', type: 'fscrypt', path: '/storage/vault', unlock: { tpm2: { pcrs: '7' } } }])
+  const { ctx, runner, disks } = setup(root, [{ name: 'v', type: 'fscrypt', path: '/storage/vault', unlock: { tpm2: { pcrs: '7' } }, recovery_key: '/rec/v' }])
   await disksUp(ctx, disks)
   const v = `${root}/storage/vault`
   const c = commands(runner)
