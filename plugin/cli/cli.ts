@@ -5,6 +5,7 @@
 // 2 invalid input or usage.
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
+import { resolve } from 'node:path'
 import { exitStatusOf, fromSystemError, isPvdiskError, PvdiskError } from '../errors.js'
 import { errorText, type Problem } from '../config/problems.js'
 import type { CommandResult, GlobalOptions } from './cli-types.js'
@@ -19,6 +20,7 @@ import * as usage from './commands/usage.js'
 import * as gc from './commands/gc.js'
 import * as ociHook from './commands/oci-hook.js'
 import * as volumes from './commands/volumes.js'
+import * as sign from './commands/sign.js'
 import { PVDISK_VERSION } from './version.js'
 
 type Handler<A> = (argv: A) => Promise<CommandResult>
@@ -52,6 +54,13 @@ const fail = (argv: string[], thrown: unknown): void => {
   process.exitCode = 1
 }
 
+/** the secure-boot flags go to the environment, where hooks and their children find them too */
+const securebootFromArgv = (argv: { trust?: string, secureboot?: string, oemName?: string }): void => {
+  if (argv.trust !== undefined) process.env.PVDISK_TRUST = resolve(argv.trust)
+  if (argv.secureboot !== undefined) process.env.PVDISK_SECUREBOOT = argv.secureboot
+  if (argv.oemName !== undefined) process.env.PVDISK_OEM_NAME = argv.oemName
+}
+
 const wrap = <A>(handler: Handler<A>) => async (argv: A & GlobalOptions) => emit(argv.json, await handler(argv))
 
 export const main = async (args: string[]): Promise<void> => {
@@ -63,9 +72,14 @@ export const main = async (args: string[]): Promise<void> => {
       .option('root', { type: 'string', default: '/', describe: 'resolve every host path under this directory', global: true })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output', global: true })
       .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors', global: true })
+      .option('trust', { type: 'string', describe: 'pvs trust store (ca-certificates.crt, ca-oem-certificates.crt, pub.pem): act only on states Pantavisor would accept (env PVDISK_TRUST)', global: true })
+      .option('secureboot', { type: 'string', choices: ['disabled', 'audit', 'lenient', 'strict'], describe: 'Pantavisor\'s secure-boot mode for signed states (default with --trust: lenient; env PVDISK_SECUREBOOT)', global: true })
+      .option('oem-name', { type: 'string', describe: 'the OEM whose certificates ca-oem-certificates.crt holds (env PVDISK_OEM_NAME)', global: true })
+      .middleware(securebootFromArgv)
     await cli
       .command(validate.command, validate.describe, validate.builder, wrap(validate.handler))
       .command(app.command, app.describe, app.builder, wrap(app.handler))
+      .command(sign.command, sign.describe, sign.builder, wrap(sign.handler))
       .command(disk.command, disk.describe, disk.builder, wrap(disk.handler))
       .command(disk.status.command, disk.status.describe, disk.status.builder, wrap(disk.status.handler))
       .command(plan.command, plan.describe, plan.builder, wrap(plan.handler))

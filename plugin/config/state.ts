@@ -5,6 +5,7 @@
 //
 // Loading and validating a state directory (device.json at its root, <app>/src.json and
 // <app>/run.json) or single files. All problems are collected; nothing is written.
+import { policyFromEnv, signatureProblems } from './pvs/policy.js'
 import { promises as fs, lstatSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { checkRun, checkSrc } from './check-app.js'
@@ -45,6 +46,8 @@ export const checkStateDevice = async (stateDir: string): Promise<{ device: Chec
   const devicePath = join(stateDir, 'device.json')
   if (exists(devicePath)) {
     const result = await checkDeviceFile(devicePath)
+    // a signed state is checked before anything in it is used
+    result.device.problems.list.push(...signatureProblems(stateDir, policyFromEnv()))
     for (const name of legacy) {
       const ignored = new FileProblems(join(stateDir, name))
       ignored.warn('legacy-file-ignored', '', 'is ignored: the state has a device.json (Pantavisor ignores it too)', `move what it declares into device.json "${LEGACY_FILES[name]}", then remove ${name}`)
@@ -54,7 +57,9 @@ export const checkStateDevice = async (stateDir: string): Promise<{ device: Chec
   }
   if (legacy.length === 0) return undefined
   const { file, raw, problems } = readLegacyDevice(stateDir, legacy)
-  return checkDeviceChecked(checkedFrom('device', file, problems, raw))
+  const result = checkDeviceChecked(checkedFrom('device', file, problems, raw))
+  result.device.problems.list.push(...signatureProblems(stateDir, policyFromEnv()))
+  return result
 }
 
 /** for commands that need disks: the state's device, or device.json's own "cannot read" problem */
@@ -108,6 +113,7 @@ export const loadState = async (dir: string): Promise<LoadedState> => {
   const disks = deviceResult?.disks ?? emptyDiskIndex()
   const apps = (await Promise.all(names.map(n => checkApp(dir, n, disks)))).filter((a): a is AppState => a !== undefined)
   if (!deviceResult) {
+    top.list.push(...signatureProblems(dir, policyFromEnv()))
     if (apps.length === 0) {
       top.error('state-empty', '', 'has no device.json (nor disks.json or groups.json) and no <app>/src.json or <app>/run.json', 'is this a state directory (a pvr checkout)?')
     } else {
@@ -146,7 +152,7 @@ export const validateFile = async (file: string): Promise<Problem[]> => {
   const problems = new FileProblems(file)
   const parsed = await readJsonFile(file, problems)
   if (!parsed) return problems.list
-  if (isStateJson(parsed.value)) return checkStateJson(file, parsed.value, problems)
+  if (isStateJson(parsed.value)) return [...checkStateJson(file, parsed.value, problems), ...signatureProblems(file, policyFromEnv())]
   const kind = kindOfFile(file, parsed.value)
   if (kind === undefined) {
     problems.error('file-kind-unknown', '', 'is not recognisably a device.json, src.json, run.json, legacy disks.json or groups.json, or a state JSON',
