@@ -11,6 +11,8 @@ export interface CaretakerConfig {
   metricsDir: string
   gc: { keep: number, pruneOrphans: boolean, graceDays: number }
   usage: { fullEvery: number }
+  /** signed states: the daemon's mode, trust store and OEM name (flags and PVDISK_* win) */
+  secureboot: { mode: string, trust: string, oemName: string }
 }
 
 /** suits a small device: usage every 15 min, health every 5 min, GC nightly */
@@ -19,6 +21,7 @@ export const defaultConfig = (): CaretakerConfig => ({
   metricsDir: '/var/lib/pvdisk/metrics',
   gc: { keep: 2, pruneOrphans: false, graceDays: 30 },
   usage: { fullEvery: 24 },
+  secureboot: { mode: '', trust: '', oemName: '' },
 })
 
 interface Shape { [key: string]: 'string' | 'number' | 'boolean' | 'cron' | Shape }
@@ -27,6 +30,7 @@ const SHAPE: Shape = {
   metricsDir: 'string',
   gc: { keep: 'number', pruneOrphans: 'boolean', graceDays: 'number' },
   usage: { fullEvery: 'number' },
+  secureboot: { mode: 'string', trust: 'string', oemName: 'string' },
 }
 
 const merge = (sink: FileProblems, target: Record<string, unknown>, value: unknown, shape: Shape, at: string): void => {

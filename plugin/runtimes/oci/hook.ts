@@ -172,7 +172,9 @@ export const writeHooksD = async (dir: string, socket?: string): Promise<string[
         path: hookClient(),
         args: ['pvdisk-hook', ...(socket !== undefined ? ['--socket', socket] : []), 'oci', '--stage', stage],
         // a hook's env replaces the runtime's: the client needs curl on PATH, and this Node to fall back on
-        env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `PVDISK_NODE=${process.execPath}`],
+        // (and the secure-boot settings this command ran with, so that the hook refuses what it would)
+        env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `PVDISK_NODE=${process.execPath}`,
+          ...['PVDISK_TRUST', 'PVDISK_SECUREBOOT', 'PVDISK_OEM_NAME'].filter(k => process.env[k]).map(k => `${k}=${process.env[k]}`)],
         timeout: 120,
       },
       when: { annotations: { '^io\\.pvdisk\\.app$': '.+' } },

@@ -41,6 +41,10 @@ export const runPlugin = async (opts: PluginOptions): Promise<void> => {
     ...(opts.usageCron !== undefined ? { usage: opts.usageCron } : {}), ...(opts.gcCron !== undefined ? { gc: opts.gcCron } : {}),
     ...(opts.healthCron !== undefined ? { health: opts.healthCron } : {}), ...(opts.metricsDir !== undefined ? { metricsDir: opts.metricsDir } : {}),
   })
+  // the config file's secure-boot settings, unless flags or the environment gave them
+  for (const [key, value] of [['PVDISK_SECUREBOOT', config.secureboot.mode], ['PVDISK_TRUST', config.secureboot.trust], ['PVDISK_OEM_NAME', config.secureboot.oemName]] as const) {
+    if (value !== '' && !process.env[key]) process.env[key] = value
+  }
   const { device, disks } = await requireStateDevice(opts.state)
   const errors = device.problems.list.filter(p => p.severity === 'error')
   if (errors.length > 0) throw new InvalidInputError(`${device.file}: ${errors.length} error(s); not serving`, device.problems.list)
