@@ -55,10 +55,11 @@ const fail = (argv: string[], thrown: unknown): void => {
 }
 
 /** the secure-boot flags go to the environment, where hooks and their children find them too */
-const securebootFromArgv = (argv: { trust?: string, secureboot?: string, oemName?: string }): void => {
+const securebootFromArgv = (argv: { trust?: string, secureboot?: string, oemName?: string, allowDowngrade?: boolean }): void => {
   if (argv.trust !== undefined) process.env.PVDISK_TRUST = resolve(argv.trust)
   if (argv.secureboot !== undefined) process.env.PVDISK_SECUREBOOT = argv.secureboot
   if (argv.oemName !== undefined) process.env.PVDISK_OEM_NAME = argv.oemName
+  if (argv.allowDowngrade) process.env.PVDISK_ALLOW_DOWNGRADE = '1'
 }
 
 const wrap = <A>(handler: Handler<A>) => async (argv: A & GlobalOptions) => emit(argv.json, await handler(argv))
@@ -75,6 +76,7 @@ export const main = async (args: string[]): Promise<void> => {
       .option('trust', { type: 'string', describe: 'pvs trust store (ca-certificates.crt, ca-oem-certificates.crt, pub.pem): act only on states Pantavisor would accept (env PVDISK_TRUST)', global: true })
       .option('secureboot', { type: 'string', choices: ['disabled', 'audit', 'lenient', 'strict'], describe: 'Pantavisor\'s secure-boot mode for signed states (default with --trust: lenient; env PVDISK_SECUREBOOT)', global: true })
       .option('oem-name', { type: 'string', describe: 'the OEM whose certificates ca-oem-certificates.crt holds (env PVDISK_OEM_NAME)', global: true })
+      .option('allow-downgrade', { type: 'boolean', describe: 'apply a state older than the one applied (root only; logged; env PVDISK_ALLOW_DOWNGRADE=1)', global: true })
       .middleware(securebootFromArgv)
     await cli
       .command(validate.command, validate.describe, validate.builder, wrap(validate.handler))

@@ -4,6 +4,7 @@ import { InvalidInputError } from '../config/problems.js'
 import { requireStateDevice } from '../config/state.js'
 import { ProcessRunner, RecordingRunner } from '../host/run.js'
 import { liveKernel, type DiskContext } from '../disks/context.js'
+import { guardStateVersion } from '../disks/version-counter.js'
 import { diskRecover, disksDown, disksStatus, disksUp, selectDisks } from '../disks/engine.js'
 import type { DiskEntry } from '../config/check-device.js'
 
@@ -29,7 +30,10 @@ export const diskSession = async (opts: { state: string, root: string }, plannin
     disks,
     messages,
     select: (names: readonly string[]) => selectDisks(disks, names),
-    up: (d: DiskEntry[]) => disksUp(ctx, d),
+    up: async (d: DiskEntry[]) => {
+      await guardStateVersion(ctx, opts.state)
+      return disksUp(ctx, d)
+    },
     down: (d: DiskEntry[]) => disksDown(ctx, d),
     status: (d: DiskEntry[]) => disksStatus(ctx, d),
     recover: (d: DiskEntry, key: Buffer) => diskRecover(ctx, d, key),

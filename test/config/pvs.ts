@@ -169,3 +169,16 @@ t.test('the commands that act on a state refuse a tampered one before touching a
   t.equal(bad.status, 2)
   t.match(bad.out, /needs a trust store/)
 })
+
+t.test('a state version must be signed to count', async t => {
+  const { state, sign, validate } = setup(t)
+  for (const part of ['web', 'bsp']) t.equal(sign(part, 'dev').status, 0)
+  writeFileSync(join(state, 'pvdisk.json'), json({ '#spec': 'pvdisk-state@1', version: 7 }))
+  t.equal(sign('core', 'dev', ['--raw', '--include', '#spec', '--include', 'device.json']).status, 0)
+  let r = validate('lenient')
+  t.equal(r.status, 2)
+  t.match(r.out, /pvdisk\.json is in no valid signature's payload/)
+  t.equal(sign('core', 'dev', ['--raw', '--include', '#spec', '--include', 'device.json', '--include', 'pvdisk.json']).status, 0)
+  r = validate('strict')
+  t.equal(r.status, 0, r.out)
+})

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { FileProblems, type Problem } from '../problems.js'
 import { loadTrustStore } from './trust.js'
 import { stateJsonOf, StateJsonError } from './state-json.js'
+import { VERSION_FILE } from './version.js'
 import { SECUREBOOT_MODES, verifyState, type SecurebootMode } from './verify.js'
 
 export interface SecurebootPolicy {
@@ -51,6 +52,10 @@ export const signatureProblems = (stateDir: string, p: SecurebootPolicy): Proble
   for (const s of v.signatures.filter(s => !s.ok)) {
     top.error('signature-invalid', '', `${s.name}: ${s.why ?? 'invalid'}; Pantavisor (${p.mode}) refuses the state: Signature validation failed`,
       'sign the state again (pvdisk sign or pvr sig), or add the signer\'s CA to the trust store')
+  }
+  if (VERSION_FILE in state && v.accepted && !v.signatures.some(s => s.ok && s.entries.includes(VERSION_FILE))) {
+    top.error('version-unsigned', '', `${VERSION_FILE} is in no valid signature's payload: a version nobody signed protects nothing against a downgrade`,
+      `include it in a signature, e.g. pvdisk sign core --raw --include '#spec' --include device.json --include ${VERSION_FILE}`)
   }
   for (const key of v.uncovered) {
     const text = `${key} is not covered by any signature${p.mode === 'audit' ? ' (audit mode: reported, not refused)' : '; Pantavisor (strict) refuses the state: State not fully covered by signatures'}`

@@ -13,6 +13,7 @@ import { InvalidInputError } from '../../config/problems.js'
 import type { DiskEntry } from '../../config/check-device.js'
 import { liveKernel, mountPointOf, type DiskContext } from '../../disks/context.js'
 import { backendFor, disksDown, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { guardStateVersion } from '../../disks/version-counter.js'
 import type { ContainerEngine, ContainerSpec, MountSpec } from './docker.js'
 import { isDockerOverlay, mountOverlays, overlayTargetOf, unmountOverlays } from './overlays.js'
 import { PvdiskError } from '../../errors.js'
@@ -111,6 +112,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
 
   const needed = new Map<string, DiskEntry>()
   for (const v of [...volumesOf.values()].flat()) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
+  await guardStateVersion(ctx, opts.state)
   for (const d of await disksUp(ctx, [...needed.values()])) log(`disk ${d.name}: ${d.result}`)
 
   const existing = await opts.engine.list(`${LABEL_STATE}=${resolve(opts.state)}`)

@@ -12,6 +12,7 @@ import { nameError } from '../../config/path-rules.js'
 import { checkApp, requireStateDevice } from '../../config/state.js'
 import { liveKernel, type DiskContext } from '../../disks/context.js'
 import { disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { guardStateVersion } from '../../disks/version-counter.js'
 import { PvdiskError } from '../../errors.js'
 import { isBindOf, mountAt, type MountEntry } from '../../host/kernel.js'
 import { withFstab, type FstabEntry } from '../../host/fstab.js'
@@ -62,6 +63,7 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
   const volumes = appVolumes(checked, disks)
   const needed = new Map<string, DiskEntry>()
   for (const v of volumes) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
+  await guardStateVersion(ctx, opts.state)
   await disksUp(ctx, [...needed.values()])
   const out: VolumeMount[] = []
   const mounts = ctx.kernel.mounts()

@@ -14,6 +14,7 @@ import { InvalidInputError } from '../../config/problems.js'
 import { hostPath, liveKernel, mountPointOf, type DiskContext, type MountSpec } from '../../disks/context.js'
 import { mountAt, parseMountinfo } from '../../host/kernel.js'
 import { backendFor, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
+import { guardStateVersion } from '../../disks/version-counter.js'
 import { PvdiskError } from '../../errors.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
 import { checkApp, requireStateDevice } from '../../config/state.js'
@@ -103,6 +104,7 @@ export const ociHook = async (stage: string, stdin: string, caller: HookCaller =
   const revision = currentRevision(a['io.pvdisk.revision'], env)
   const volumes = appVolumes(app, loaded.disks).filter(v => v.containerPath !== undefined)
   const disks = [...new Map(volumes.flatMap(v => (v.disk && isProvisionedByPvdisk(v.disk) ? [[v.disk.name, v.disk] as const] : []))).values()]
+  await guardStateVersion(ctx, stateDir)
   await disksUp(ctx, disks)
   // runc made the container's mount namespace before this hook ran: a disk mounted just now
   // (or whose mount does not propagate) is missing there, so it is mounted there the same way.

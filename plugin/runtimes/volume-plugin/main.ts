@@ -1,6 +1,7 @@
 // The long-running side of `pvdisk serve`: the volume driver on its socket, the scheduled
 // jobs, and a clean stop (SIGTERM/SIGINT: stop the jobs, finish requests in flight, exit 0).
 import { resolve } from 'node:path'
+import { guardStateVersion } from '../../disks/version-counter.js'
 import { InvalidInputError } from '../../config/problems.js'
 import { loadConfig } from '../../caretaker/config.js'
 import { startJobs, type Log } from '../../caretaker/schedules.js'
@@ -50,6 +51,7 @@ export const runPlugin = async (opts: PluginOptions): Promise<void> => {
   if (errors.length > 0) throw new InvalidInputError(`${device.file}: ${errors.length} error(s); not serving`, device.problems.list)
   const revision = currentRevision(opts.revision)
   const ctx: DiskContext = { root: resolve(opts.root), runner: new ProcessRunner(), kernel: liveKernel, log: m => log('info', 'disk', { message: m }) }
+  await guardStateVersion(ctx, opts.state)
   const driver = new VolumeDriver({
     ctx, disks, revision, stateFile: hostPath(ctx, '/var/lib/pvdisk/volume-driver.json'),
     onFailure: f => log('error', 'request', { ...f }),
