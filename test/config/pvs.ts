@@ -156,7 +156,7 @@ t.test('the commands that act on a state refuse a tampered one before touching a
   const root = join(dir, 'root')
   mkdirSync(root)
   const trust = ['--trust', join(dir, 'trust'), '--secureboot', 'strict']
-  for (const args of [['disk', 'up'], ['plan'], ['volumes', 'up', 'web'], ['disk', 'status']]) {
+  for (const args of [['disk', 'up'], ['plan'], ['volumes', 'up', 'web'], ['disk', 'status'], ['up']]) {
     const r = run([...args, '--state', state, '--root', root, ...trust])
     t.equal(r.status, 2, `${args.join(' ')}: exit 2`)
     t.match(r.out, /_sigs\/core\.json: the signature does not verify/, `${args.join(' ')}: names the entry and the reason`)
@@ -165,6 +165,10 @@ t.test('the commands that act on a state refuse a tampered one before touching a
   const env = { ...process.env, PVDISK_TRUST: join(dir, 'trust'), PVDISK_SECUREBOOT: 'strict' }
   const r = spawnSync(process.execPath, [cli, 'plan', '--state', state, '--root', root], { encoding: 'utf8', env })
   t.equal(r.status, 2, 'the environment (hooks, the daemon) applies the same settings')
+  writeFileSync(join(dir, 'serve.json'), json({ secureboot: { mode: 'strict', trust: join(dir, 'trust') } }))
+  const serve = spawnSync(process.execPath, [cli, 'serve', '--socket', `/tmp/pvdisk-pvs-${process.pid}.sock`, '--config', join(dir, 'serve.json'), '--state', state, '--root', root], { encoding: 'utf8', timeout: 30_000 })
+  t.equal(serve.status, 2, 'serve with secure-boot settings in its config file refuses to start on it')
+  t.match(serve.stderr, /_sigs\/core\.json: the signature does not verify/)
   const bad = run(['validate', state, '--secureboot', 'strict'])
   t.equal(bad.status, 2)
   t.match(bad.out, /needs a trust store/)

@@ -35,7 +35,7 @@ export interface StateVerdict {
 
 const HASHES: Record<string, string> = { RS256: 'sha256', ES256: 'sha256', ES384: 'sha384', ES512: 'sha512' }
 
-export interface Pair { key: string, text: string, included: boolean, covered: boolean, oemSignable: boolean }
+export interface Pair { key: string, text: string, included: boolean, covered: boolean }
 
 /** a pair as the device writes it into a payload: objects and arrays as JSON, anything else in quotes */
 const pairText = (key: string, v: Json): string => {
@@ -117,7 +117,7 @@ const checkOne = (name: string, sig: { [key: string]: Json }, pairs: Pair[], tru
 /** the state's pairs in the order of its canonical JSON, each as the device writes it into a payload */
 export const pairsOf = (state: { [key: string]: Json }): Pair[] =>
   Object.keys(state).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
-    .map(key => ({ key, text: pairText(key, state[key] as Json), included: false, covered: false, oemSignable: true }))
+    .map(key => ({ key, text: pairText(key, state[key] as Json), included: false, covered: false }))
 
 export const HASH_OF_ALG = HASHES
 

@@ -76,6 +76,27 @@ t.test('a hook failure aborts the start with a clear message', async t => {
   }
 })
 
+t.test('a state Pantavisor would refuse never starts: the hook checks signatures with the settings in its env', async t => {
+  if (!requirePrereq(t, findInPath('runc') !== undefined, 'runc is not installed')) return
+  if (!requirePrereq(t, isRoot(), 'runc needs root')) return
+  const dir = t.testdir({ state, root: {}, runc: {}, trust: { 'pub.pem': '' } })
+  try {
+    const { generateKeyPairSync } = await import('node:crypto')
+    writeFileSync(join(dir, 'trust/pub.pem'), generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }))
+    const b = bundle(dir, { 'io.pvdisk.state': join(dir, 'state'), 'io.pvdisk.app': 'web', 'io.pvdisk.root': join(dir, 'root') }, 'echo ran > /ran')
+    const config = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'))
+    for (const h of config.hooks.createRuntime) h.env = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', `PVDISK_TRUST=${join(dir, 'trust')}`, 'PVDISK_SECUREBOOT=strict']
+    writeFileSync(join(b, 'config.json'), JSON.stringify(config))
+    const r = spawnSync('runc', ['--root', join(dir, 'runc'), 'run', '--bundle', b, `pvdisk-unsigned-${process.pid}`], { encoding: 'utf8', timeout: 60_000 })
+    t.not(r.status, 0)
+    t.match(r.stderr, /device\.json is not covered by any signature/)
+    t.equal(existsSync(join(b, 'rootfs/ran')), false, 'the container never ran')
+    t.same(readdirSync(join(dir, 'root')), [], 'and nothing was created for it')
+  } finally {
+    unmountUnder(dir)
+  }
+})
+
 t.test('a symlink in the image never redirects a mount', async t => {
   if (!requirePrereq(t, findInPath('runc') !== undefined, 'runc is not installed')) return
   if (!requirePrereq(t, isRoot(), 'runc needs root')) return
