@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findInPath } from '../../plugin/host/run.js'
 import { json, unmountUnder } from '../fixtures/helpers.js'
-import { startSwtpm, startTang } from '../fixtures/keyservers.js'
+import { flushTpm, startSwtpm, startTang } from '../fixtures/keyservers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
 t.setTimeout(600_000)
@@ -37,8 +37,7 @@ const vaultHost = (t: Test, unlock: unknown, apps: { [app: string]: { [file: str
   const outputs: string[] = []
   const run = (args: string[], env: NodeJS.ProcessEnv = process.env, input?: Buffer) => {
     const r = spawnSync(process.execPath, [cli, ...args, ...base], { encoding: 'utf8', env, ...(input ? { input } : {}) })
-    // swtpm over TCP has no resource manager: do what a device's /dev/tpmrm0 does when a client goes
-    if (env.TPM2TOOLS_TCTI) for (const f of ['-t', '-s', '-l']) spawnSync('tpm2_flushcontext', [f], { env })
+    flushTpm(env)
     outputs.push(r.stdout, r.stderr)
     return { status: r.status, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr }
   }

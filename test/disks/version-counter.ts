@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { json, unmountUnder } from '../fixtures/helpers.js'
-import { startSwtpm } from '../fixtures/keyservers.js'
+import { flushTpm, startSwtpm } from '../fixtures/keyservers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
@@ -18,7 +18,7 @@ const host = (t: Test) => {
   const setVersion = (v: number) => writeFileSync(join(dir, 'state/pvdisk.json'), json({ '#spec': 'pvdisk-state@1', version: v }))
   const run = (args: string[], env: NodeJS.ProcessEnv = process.env) => {
     const r = spawnSync(process.execPath, [cli, ...args, ...base], { encoding: 'utf8', env })
-    if (env.TPM2TOOLS_TCTI) for (const f of ['-t', '-s', '-l']) spawnSync('tpm2_flushcontext', [f], { env })
+    flushTpm(env)
     return { status: r.status, out: r.stdout + r.stderr }
   }
   const counterFile = join(dir, 'root/var/lib/pvdisk/applied-version.json')
@@ -97,7 +97,7 @@ t.test('TPM NV counter (swtpm): defined on first use, raised, an older state ref
     t.equal(h.run(['disk', 'down'], env).status, 0)
     for (let n = 1; n <= 5; n++) {
       spawnSync(process.execPath, [cli, 'disk', 'up', '--state', join(h.dir, 'state'), '--root', join(h.dir, 'root')], { env: { ...env, PVDISK_CRASH_AT: String(n) } })
-      for (const f of ['-t', '-s', '-l']) spawnSync('tpm2_flushcontext', [f], { env })
+      flushTpm(env)
       t.ok(nvread() >= 5n && nvread() <= 7n, `crash at step ${n}: the counter is between the old and the new version`)
     }
     t.equal(h.run(['disk', 'up'], env).status, 0, 'the rerun converges')
