@@ -54,7 +54,7 @@ const setup = (t: Test) => {
 }
 
 t.test('pvdisk sign: a fully signed state is accepted in every mode; what each refusal looks like', async t => {
-  const { dir, state, sign, validate } = setup(t)
+  const { dir, state, sign, validate, run } = setup(t)
   t.equal(sign('web', 'dev').status, 0)
   t.equal(sign('bsp', 'dev').status, 0)
   t.equal(validate('strict').status, 2, 'strict: #spec and device.json are not covered yet')
@@ -67,6 +67,12 @@ t.test('pvdisk sign: a fully signed state is accepted in every mode; what each r
   t.equal(core.status, 0, core.out)
   t.match(core.out, /2 entries signed\n {2}#spec\n {2}device\.json/)
   t.equal(validate('strict').status, 0, 'strict: fully covered and valid')
+  const { symlinkSync } = await import('node:fs')
+  symlinkSync(state, join(dir, 'current'))
+  t.equal(run(['validate', join(dir, 'current'), '--trust', join(dir, 'trust'), '--secureboot', 'strict']).status, 0, 'a state reached through a link (trails/current) is read')
+  symlinkSync('/etc/passwd', join(state, 'web/passwd'))
+  t.match(validate('strict').out, /web\/passwd is a symbolic link: a signed state holds files only/, 'a link inside a signed state is refused')
+  spawnSync('rm', [join(state, 'web/passwd')])
   const sig = JSON.parse(readFileSync(join(state, '_sigs/web.json'), 'utf8'))
   const header = JSON.parse(Buffer.from(sig.protected, 'base64url').toString())
   t.same(Object.keys(header), ['alg', 'jwk', 'pvs', 'typ', 'x5c'], 'the header as go-jose writes it')

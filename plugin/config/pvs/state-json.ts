@@ -3,7 +3,7 @@
 // file as the sha256 of its bytes. A state JSON file (a device's .pvr/json, a pvr export's
 // json) is taken as it is. Links are not followed: a link in a signed state is refused.
 import { crypto } from '../../host/lazy-crypto.js'
-import { closeSync, lstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs'
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { isJsonObject, type Json } from '../json-source.js'
 
@@ -25,7 +25,8 @@ export class StateJsonError extends Error {}
 
 /** the state JSON of a checkout directory or a state JSON file */
 export const stateJsonOf = (path: string): { [key: string]: Json } => {
-  if (!lstatSync(path).isDirectory()) {
+  // the state itself may be reached through a link (trails/current); nothing inside it may
+  if (!statSync(path).isDirectory()) {
     const v = JSON.parse(readFileSync(path, 'utf8')) as Json
     if (!isJsonObject(v)) throw new StateJsonError(`${path} is not a state JSON object`)
     return v
