@@ -1,6 +1,6 @@
 // What every disk backend works with: where host paths live (--root), how commands run
 // (for real or recorded for a plan), where locks live, and how progress is reported.
-import { mkdirSync, renameSync, rmdirSync, statfsSync, writeFileSync } from 'node:fs'
+import { mkdirSync, renameSync, rmdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
@@ -52,6 +52,8 @@ export const act = {
   mkdirTool: (ctx: DiskContext, dir: string, mode = 0o700, note?: string): void => step(ctx, `mkdir -p ${dir}${note ? ` (${note})` : ''}`, () => mkdirSync(dir, { recursive: true, mode })),
   rename: (ctx: DiskContext, from: string, to: string): void => step(ctx, `rename ${from} to ${to}`, () => renameSync(from, to)),
   touch: (ctx: DiskContext, file: string): void => step(ctx, `create ${file}`, () => writeFileSync(file, '', { mode: 0o644 })),
+  /** a key file that no longer opens anything (after re-binding to other pins) */
+  remove: (ctx: DiskContext, file: string): void => step(ctx, `remove ${file}`, () => rmSync(file, { force: true })),
   /**
    * after down: Pantavisor takes an existing <media>/pv/dmcrypt/<name> for a mounted disk, so
    * the mount point goes, as its own umount removes it. Only an empty directory is removed:
@@ -87,6 +89,8 @@ export interface DiskStatus {
   /** dm-crypt-luks2 and fscrypt: how the key unlocks, and whether a recovery key exists */
   unlock?: string
   recovery?: boolean
+  /** key files that should not be there (a plain key left after re-binding to pins) */
+  keyProblems?: string[]
 }
 
 export const fsUsage = (mountPoint: string): { size: number, used: number, free: number } | undefined => {

@@ -12,7 +12,7 @@ import { isMountOf, mountAt, type DmDevice, type LoopDevice } from '../host/kern
 import { readExt4 } from './ext4.js'
 import { act, fsUsage, hostPath, mountPointOf, type DiskContext, type DiskStatus } from './context.js'
 import { schemeOf, type CryptKeyRef, type CryptScheme } from './crypt-schemes.js'
-import { luks2HasRecovery, luks2Scheme, type Luks2Scheme } from './crypt-luks2.js'
+import { keyfileOf, luks2HasRecovery, luks2Scheme, type Luks2Scheme } from './crypt-luks2.js'
 
 /** unique per disk whatever the image is called (Pantavisor's image-name-derived names collide) */
 export const dmNameOf = (disk: DiskEntry, image: string): string =>
@@ -87,10 +87,18 @@ export class CryptDevice {
     return { ...base, state: ready ? 'provisioned' : 'absent' }
   }
 
-  private unlockFacts(): { unlock?: string, recovery?: boolean } {
+  private unlockFacts(): { unlock?: string, recovery?: boolean, keyProblems?: string[] } {
     if (!('format' in this.scheme)) return {}
     const spec = (this.scheme as Luks2Scheme).spec
-    return { unlock: spec.summary, recovery: luks2HasRecovery(this.image, spec) ?? false }
+    const stale = this.staleKeyProblems()
+    return { unlock: spec.summary, recovery: luks2HasRecovery(this.image, spec) ?? false, ...(stale.length > 0 ? { keyProblems: stale } : {}) }
+  }
+
+  /** a key file left from a "keyfile" unlock after the disk was declared with pins */
+  staleKeyProblems(): string[] {
+    if (!('format' in this.scheme) || (this.scheme as Luks2Scheme).spec.kind !== 'clevis') return []
+    const file = keyfileOf(this.ref)
+    return existsSync(file) ? [`${file} is left from a "keyfile" unlock: the plain key may still open the disk; run pvdisk disk recover ${this.disk.name} to re-bind and remove it`] : []
   }
 
   /** after an unclean shutdown: our mapping not mounted, loop devices left on the image */

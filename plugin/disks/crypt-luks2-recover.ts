@@ -33,6 +33,12 @@ export const recoverLuks2 = async (dev: CryptDevice, given: Buffer, up: () => Pr
       const before = [...(luks2Slots(image)?.bound ?? [])]
       await scheme.bind(ctx, image, recovery)
       for (const slot of before) await ctx.runner.run({ argv: ['clevis', 'luks', 'unbind', '-f', '-d', image, '-s', slot] })
+      // a disk that was "keyfile" before: its key file's slot and the file go, or the plain key would still open it
+      const now = luks2Slots(image)
+      for (const slot of now?.slots ?? []) {
+        if (slot !== recoverySlot && !now?.bound.has(slot)) await ctx.runner.run({ argv: ['cryptsetup', 'luksKillSlot', '--batch-mode', '--', image, slot] })
+      }
+      if (existsSync(keyfileOf(dev.ref))) act.remove(ctx, keyfileOf(dev.ref))
     } else {
       const keyFile = keyfileOf(dev.ref)
       const fresh = `${keyFile}.new`

@@ -22,6 +22,8 @@ export const vaultFiles = (ctx: DiskContext, disk: DiskEntry) => {
   return {
     vault,
     key: clevis ? `${vault}.jwe` : `${vault}.key`,
+    /** the key source of the other unlock kind: left from before unlock changed, until disk recover removes it */
+    staleKey: clevis ? `${vault}.key` : `${vault}.jwe`,
     recovery: `${vault}.recovery`,
     marker: `${vault}.init_done`,
     recoveryKey: typeof disk.fields.recovery_key === 'string' ? hostPath(ctx, disk.fields.recovery_key) : undefined,
@@ -49,7 +51,8 @@ export interface Vault {
 const status = (v: Vault): DiskStatus => {
   const mounts = v.ctx.kernel.mounts()
   const at = mountAt(mounts, v.mnt)
-  const base = { name: v.disk.name, type: v.disk.type, mountPoint: v.mnt, backing: v.f.vault, problems: [] as string[], unlock: v.spec.summary, recovery: existsSync(v.f.recovery) }
+  const base = { name: v.disk.name, type: v.disk.type, mountPoint: v.mnt, backing: v.f.vault, problems: [] as string[], keyProblems: [] as string[], unlock: v.spec.summary, recovery: existsSync(v.f.recovery) }
+  if (existsSync(v.f.staleKey)) base.keyProblems.push(`${v.f.staleKey} is left from before "unlock" changed${v.spec.kind === 'clevis' ? ': a plain key next to the vault still opens it' : ''}; run pvdisk disk recover ${v.disk.name} to re-bind and remove it`)
   const open = v.unlocked()
   if (at && isBindOf(at, mounts, v.f.vault) && open) return { ...base, state: 'mounted', ...fsUsage(v.mnt) }
   if (at) base.problems.push(isBindOf(at, mounts, v.f.vault) ? `${v.mnt} shows the vault while it is locked` : `${v.mnt} is mounted from something else (${at.source}${at.root})`)

@@ -137,6 +137,7 @@ const recover = async (v: Vault, given: Buffer): Promise<string> => {
   } finally {
     key.fill(0)
   }
+  if (existsSync(v.f.staleKey)) act.remove(v.ctx, v.f.staleKey)
   return `${v.spec.kind === 'keyfile' ? 'wrote the key file again' : `sealed the vault key again to ${v.spec.summary}`}; ${await up(v)}`
 }
 

@@ -276,3 +276,32 @@ t.test('without recovery_key: the recovery key is shown once on a terminal, neve
     unmountUnder(h.dir)
   }
 })
+
+t.test('unlock changed from keyfile to tpm2: status flags the plain key left; recover seals to the TPM and removes it', async t => {
+  if (!prereqs(t)) return
+  const h = vaultHost(t, 'keyfile')
+  let env = process.env
+  try {
+    const tpm = await startSwtpm(t, h.dir)
+    env = tpm.env
+    t.equal(h.run(['disk', 'up'], env).status, 0)
+    writeFileSync(join(h.mnt, 'f'), 'kept')
+    t.equal(h.run(['disk', 'down'], env).status, 0)
+    h.write({ tpm2: { pcrs: '7' } })
+    const st = h.run(['disk', 'status'], env)
+    t.equal(st.status, 1)
+    t.match(st.stdout, /vault\.key is left from before "unlock" changed: a plain key next to the vault still opens it/)
+    t.equal(h.run(['disk', 'up'], env).status, 1, 'no sealed key yet: up fails and says to recover')
+    const r = h.run(['disk', 'recover', 'vault', '--recovery-key', h.recoveryFile], env)
+    t.equal(r.status, 0, r.out)
+    t.notOk(existsSync(`${h.vault}.key`), 'the plain key is gone')
+    t.ok(existsSync(`${h.vault}.jwe`))
+    t.equal(readFileSync(join(h.mnt, 'f'), 'utf8'), 'kept')
+    t.equal(h.run(['disk', 'status'], env).status, 0)
+    t.equal(h.run(['disk', 'down'], env).status, 0)
+    t.equal(h.run(['disk', 'up'], env).status, 0, 'unlocks with the TPM now')
+  } finally {
+    h.run(['disk', 'down'], env)
+    unmountUnder(h.dir)
+  }
+})

@@ -7,11 +7,12 @@ import { runGuest } from '../fixtures/uml.js'
 
 t.setTimeout(1_500_000)
 t.test('dm-crypt-luks2 on a real kernel', async t => {
-  await runGuest(t, 'luks2', ['keyfile', 'tpm2', 'tang', 'crash', 'recover_crash'], [
+  await runGuest(t, 'luks2', ['keyfile', 'tpm2', 'tang', 'crash', 'recover_crash', 'rebind'], [
     /^luks2 keyfile: first init, data intact, no plaintext, recovery key 0600, recover makes a new key$/,
     /^luks2 tpm2: PCR 7 binding, changed PCR fails cleanly, recover re-binds$/,
     /^luks2 tang unlocks while tang runs and fails cleanly when stopped; sss t=1 opens with either$/,
     /^kill -9 at every step of first init: the next up converges and keeps an existing header$/,
     /^kill -9 at every step of a recovery: the recovery key still opens, a rerun finishes it$/,
+    /^unlock changed from keyfile to tpm2: recover binds the TPM and removes the key file and its keyslot$/,
   ], fileURLToPath(new URL('../fixtures/uml/guest-luks2.sh', import.meta.url)))
 })

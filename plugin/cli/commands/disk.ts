@@ -26,7 +26,7 @@ const readRecoveryInput = async (file: string | undefined): Promise<Buffer> => {
 const statusLines = (s: DiskStatus): string[] => [
   `${s.name.padEnd(20)} ${s.type.padEnd(19)} ${s.state.padEnd(11)} ${s.mountPoint}  size ${humanBytes(s.size)} used ${humanBytes(s.used)} free ${humanBytes(s.free)}`,
   ...(s.unlock === undefined ? [] : [`  unlock: ${s.unlock}; recovery key: ${s.recovery ? 'yes' : 'none'}`]),
-  ...s.problems.map(p => `  problem: ${p}`),
+  ...[...s.problems, ...(s.keyProblems ?? [])].map(p => `  problem: ${p}`),
 ]
 
 export const handler = async (argv: GlobalOptions & { action: 'up' | 'down' | 'status' | 'recover', names?: string[], dryRun: boolean, recoveryKey?: string }): Promise<CommandResult> => {
@@ -51,7 +51,7 @@ export const handler = async (argv: GlobalOptions & { action: 'up' | 'down' | 's
     return {
       data: statuses,
       lines: statuses.flatMap(statusLines),
-      exitCode: statuses.some(s => s.problems.length > 0) ? 1 : 0,
+      exitCode: statuses.some(s => s.problems.length > 0 || (s.keyProblems?.length ?? 0) > 0) ? 1 : 0,
     }
   }
   const outcomes = await (argv.action === 'up' ? session.up(disks) : session.down(disks))
