@@ -114,7 +114,7 @@ const down = async (v: Vault): Promise<string> => {
     await v.fscrypt(['lock', v.f.vault])
   } catch (e) {
     if (/still open/.test([(e as Error).message, ...((e as { details?: string[] }).details ?? [])].join(' '))) {
-      throw v.fail(`the vault ${v.f.vault} stays readable: files in it are still open`, ['stop what uses them (fuser -vm), then run pvdisk v.disk down again'])
+      throw v.fail(`the vault ${v.f.vault} stays readable: files in it are still open`, ['stop what uses them (fuser -vm), then run pvdisk disk down again'])
     }
     throw e
   }
