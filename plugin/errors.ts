@@ -29,6 +29,9 @@ export class PvdiskError extends Error {
 
 export const isPvdiskError = (e: unknown): e is PvdiskError => e instanceof PvdiskError || (typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[BRAND] === true)
 
+/** everything a failed command said: the error's message, then its detail lines (the tool's last stderr lines) */
+export const errorSaid = (e: unknown): string => [(e as Error).message, ...((e as { details?: string[] }).details ?? [])].join('\n')
+
 /** input errors exit 2, failed operations exit 1 */
 export const exitStatusOf = (code: ErrorCode): number =>
   ['EUSAGE', 'EINVALID', 'ESTATE', 'ETOOL', 'ENOTROOT'].includes(code) ? 2 : 1

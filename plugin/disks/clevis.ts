@@ -4,6 +4,7 @@
 // bytes, never through argv or a JS string; the JWE itself holds no secret.
 import { isJsonObject, type Json } from '../config/json-source.js'
 import type { UnlockSpec } from '../config/unlock.js'
+import { errorSaid } from '../errors.js'
 import type { DiskContext } from './context.js'
 
 type ClevisUnlock = Extract<UnlockSpec, { kind: 'clevis' }>
@@ -28,8 +29,6 @@ export const unseal = async (ctx: DiskContext, jwe: Uint8Array): Promise<Buffer>
   return r.output ?? Buffer.alloc(32)
 }
 
-const said = (e: unknown): string => [(e as Error).message, ...((e as { details?: string[] }).details ?? [])].join('\n')
-
 const tangUrls = (pin: string, config: Json): string[] => {
   if (!isJsonObject(config)) return []
   if (pin === 'tang') return typeof config.url === 'string' ? [config.url] : []
@@ -50,7 +49,7 @@ export const unreachableTang = async (ctx: DiskContext, spec: UnlockSpec): Promi
 
 /** why Clevis could not unseal, from what its pins printed and which Tang servers answer */
 export const unsealFailure = (spec: UnlockSpec, e: unknown, tangDown: readonly string[] = []): string => {
-  const text = said(e)
+  const text = errorSaid(e)
   const reasons: string[] = []
   if (/PCR have changed|policy check failed|TPM_RC_POLICY|0x0000099d|0x00000128/i.test(text)) {
     reasons.push('the TPM refuses to unseal: its PCRs no longer match the policy the key was sealed to (a firmware, boot loader or Secure Boot change)')

@@ -4,6 +4,7 @@
 // ever formatted.
 import { existsSync, rmSync, statfsSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { errorSaid } from '../errors.js'
 import { createProgress } from '../host/progress.js'
 import { act, type DiskContext } from './context.js'
 import { fsyncPath, type CryptDevice } from './crypt-device.js'
@@ -39,7 +40,7 @@ const createImage = async (dev: CryptDevice, progress: ReturnType<typeof createP
   } catch (e) {
     // only a filesystem without fallocate gets a sparse image, and only when the space is there now;
     // out of space (or any other failure) is an error: a sparse image on a full disk loses writes later
-    const said = [(e as Error).message, ...((e as { details?: string[] }).details ?? [])].join('\n')
+    const said = errorSaid(e)
     const unsupported = /not supported/i.test(said)
     if (!unsupported) {
       removeHalfImage(ctx, fresh)

@@ -8,7 +8,7 @@ import { closeSync, openSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import type { UnlockSpec } from '../config/unlock.js'
-import { PvdiskError } from '../errors.js'
+import { errorSaid, PvdiskError } from '../errors.js'
 import { clevisTools, unreachableTang, unsealFailure } from './clevis.js'
 import type { DiskContext } from './context.js'
 import { writeNewKey, type CryptKeyRef, type CryptScheme } from './crypt-keys.js'
@@ -25,8 +25,6 @@ export interface Luks2Scheme extends CryptScheme {
   bind(ctx: DiskContext, file: string, existing: Buffer): Promise<void>
   spec: UnlockSpec
 }
-
-const said = (e: unknown): string => [(e as Error).message, ...((e as { details?: string[] }).details ?? [])].join('\n')
 
 export const luks2Scheme = (disk: DiskEntry, recoveryFile: string | undefined): Luks2Scheme => {
   const spec: UnlockSpec = disk.unlock ?? { kind: 'keyfile', summary: 'keyfile' }
@@ -82,7 +80,7 @@ export const luks2Scheme = (disk: DiskEntry, recoveryFile: string | undefined): 
       try {
         await ctx.runner.run({ argv: ['clevis', 'luks', 'unlock', '-d', loop, '-n', dm], timeoutMs: 300_000 })
       } catch (e) {
-        const why = /could not be opened/.test(said(e)) ? unsealFailure(spec, e, await unreachableTang(ctx, spec)) : said(e).split('\n')[0]
+        const why = /could not be opened/.test(errorSaid(e)) ? unsealFailure(spec, e, await unreachableTang(ctx, spec)) : errorSaid(e).split('\n')[0]
         throw new PvdiskError('EDISK', `disk "${disk.name}": cannot unlock: ${why}`, [recoverHint, 'the image was not changed'])
       }
     },

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import type { UnlockSpec } from '../config/unlock.js'
-import { PvdiskError } from '../errors.js'
+import { errorSaid, PvdiskError } from '../errors.js'
 import { writeFileAtomic } from '../host/atomic-write.js'
 import { isBindOf, mountAt } from '../host/kernel.js'
 import type { CommandResult } from '../host/run.js'
@@ -94,7 +94,7 @@ const unlock = async (v: Vault, key: Buffer): Promise<void> => {
   try {
     await v.fscrypt(['unlock', v.f.vault], key)
   } catch (e) {
-    const text = [(e as Error).message, ...((e as { details?: string[] }).details ?? [])].join(' ')
+    const text = errorSaid(e)
     if (/already unlocked/.test(text)) return
     if (/incorrect key/.test(text)) throw v.fail(`the key does not unlock the vault ${v.f.vault}`, v.recoverHint)
     throw e

@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
-import { PvdiskError } from '../errors.js'
+import { errorSaid, PvdiskError } from '../errors.js'
 import { writeFileAtomic } from '../host/atomic-write.js'
 import { isBindOf, mountAt, mountHolding, type MountEntry } from '../host/kernel.js'
 import { refuseLinksBelow } from '../host/no-follow.js'
@@ -113,7 +113,7 @@ const down = async (v: Vault): Promise<string> => {
   try {
     await v.fscrypt(['lock', v.f.vault])
   } catch (e) {
-    if (/still open/.test([(e as Error).message, ...((e as { details?: string[] }).details ?? [])].join(' '))) {
+    if (/still open/.test(errorSaid(e))) {
       throw v.fail(`the vault ${v.f.vault} stays readable: files in it are still open`, ['stop what uses them (fuser -vm), then run pvdisk disk down again'])
     }
     throw e
