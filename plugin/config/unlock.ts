@@ -15,6 +15,9 @@ export type UnlockSpec =
 const BANKS = ['sha1', 'sha256', 'sha384', 'sha512']
 const PCR_LIST = /^(?:[0-9]|1[0-9]|2[0-3])(?:,(?:[0-9]|1[0-9]|2[0-3]))*$/
 
+/** a key file next to the data: the unlock of a disk that declares none */
+export const KEYFILE_UNLOCK: UnlockSpec = { kind: 'keyfile', summary: 'keyfile' }
+
 type Leaf = { config: { [key: string]: Json }, summary: string }
 
 const tpm2 = (v: Json, at: string, problems: FileProblems): Leaf | undefined => {
@@ -88,7 +91,7 @@ const sss = (v: Json, at: string, problems: FileProblems): Leaf | undefined => {
 
 /** the unlock field of a disk, or undefined (with an error reported) when it is not usable */
 export const parseUnlock = (v: Json | undefined, at: string, problems: FileProblems): UnlockSpec | undefined => {
-  if (v === undefined || v === 'keyfile') return { kind: 'keyfile', summary: 'keyfile' }
+  if (v === undefined || v === 'keyfile') return KEYFILE_UNLOCK
   if (isJsonObject(v)) {
     const keys = Object.keys(v)
     const pin = keys[0] as ClevisPin

@@ -12,7 +12,7 @@ import { isMountOf, mountAt, type DmDevice, type LoopDevice } from '../host/kern
 import { readExt4 } from './ext4.js'
 import { act, fsUsage, hostPath, mountPointOf, type DiskContext, type DiskStatus } from './context.js'
 import { schemeOf, type CryptKeyRef, type CryptScheme } from './crypt-schemes.js'
-import { keyfileOf, luks2HasRecovery, luks2Scheme, type Luks2Scheme } from './crypt-luks2.js'
+import { isLuks2, keyfileOf, luks2HasRecovery, luks2Scheme } from './crypt-luks2.js'
 
 /** unique per disk whatever the image is called (Pantavisor's image-name-derived names collide) */
 export const dmNameOf = (disk: DiskEntry, image: string): string =>
@@ -88,15 +88,15 @@ export class CryptDevice {
   }
 
   private unlockFacts(): { unlock?: string, recovery?: boolean, keyProblems?: string[] } {
-    if (!('format' in this.scheme)) return {}
-    const spec = (this.scheme as Luks2Scheme).spec
+    if (!isLuks2(this.scheme)) return {}
+    const spec = this.scheme.spec
     const stale = this.staleKeyProblems()
     return { unlock: spec.summary, recovery: luks2HasRecovery(this.image, spec) ?? false, ...(stale.length > 0 ? { keyProblems: stale } : {}) }
   }
 
   /** a key file left from a "keyfile" unlock after the disk was declared with pins */
   staleKeyProblems(): string[] {
-    if (!('format' in this.scheme) || (this.scheme as Luks2Scheme).spec.kind !== 'clevis') return []
+    if (!isLuks2(this.scheme) || this.scheme.spec.kind !== 'clevis') return []
     const file = keyfileOf(this.ref)
     return existsSync(file) ? [`${file} is left from a "keyfile" unlock: the plain key may still open the disk; run pvdisk disk recover ${this.disk.name} to re-bind and remove it`] : []
   }
@@ -153,7 +153,7 @@ export class CryptDevice {
       // lazy init: the same on-disk format as Pantavisor's "mkfs.ext4 -b 1024", without writing
       // every inode table and the whole journal up front (the image is fresh, nothing stale to replay)
       // (LUKS2 is pvdisk's own: it may pick 4 KiB sectors, so ext4 takes its own block size there)
-      argv: ['mkfs.ext4', '-q', ...('format' in this.scheme ? [] : ['-b', '1024']), '-E', 'lazy_itable_init=1,lazy_journal_init=1', '--', this.mapper], timeoutMs: 30 * 60_000,
+      argv: ['mkfs.ext4', '-q', ...(isLuks2(this.scheme) ? [] : ['-b', '1024']), '-E', 'lazy_itable_init=1,lazy_journal_init=1', '--', this.mapper], timeoutMs: 30 * 60_000,
     })
   }
 

@@ -8,7 +8,7 @@ import { errorSaid } from '../errors.js'
 import { createProgress } from '../host/progress.js'
 import { act, type DiskContext } from './context.js'
 import { fsyncPath, type CryptDevice } from './crypt-device.js'
-import type { Luks2Scheme } from './crypt-luks2.js'
+import { isLuks2 } from './crypt-luks2.js'
 
 const MIB = 1024 * 1024
 
@@ -32,7 +32,7 @@ const createImage = async (dev: CryptDevice, progress: ReturnType<typeof createP
   const { ctx, fresh, image } = dev
   // <image>.new never held data: it is renamed into place only once it has a filesystem
   const bytes = dev.crypt.sizeMiB * MIB
-  const format = 'format' in dev.scheme ? (dev.scheme as Luks2Scheme).format : undefined
+  const format = isLuks2(dev.scheme) ? dev.scheme.format : undefined
   // a LUKS2 header on a half-made <image>.new has keys nobody kept: start that file afresh
   if (format && existsSync(fresh)) removeHalfImage(ctx, fresh)
   try {

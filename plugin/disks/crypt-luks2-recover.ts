@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs'
 import { PvdiskError } from '../errors.js'
 import { act } from './context.js'
 import type { CryptDevice } from './crypt-device.js'
-import { keyfileOf, LUKS2_PBKDF, luks2Slots, type Luks2Scheme } from './crypt-luks2.js'
+import { isLuks2, keyfileOf, LUKS2_PBKDF, luks2Slots } from './crypt-luks2.js'
 import { writeNewKey } from './crypt-keys.js'
 import { readRecoveryKey } from './recovery-key.js'
 
@@ -21,7 +21,8 @@ const slotOpenedBy = async (dev: CryptDevice, key: { bytes: Buffer } | { file: s
 
 export const recoverLuks2 = async (dev: CryptDevice, given: Buffer, up: () => Promise<string>): Promise<string> => {
   const { ctx, image } = dev
-  const scheme = dev.scheme as Luks2Scheme
+  const scheme = dev.scheme
+  if (!isLuks2(scheme)) throw dev.fail('is not a LUKS2 disk: it has no recovery key')
   const recovery = readRecoveryKey(given)
   if (!recovery) throw new PvdiskError('EUSAGE', 'the recovery key must be 64 hexadecimal digits', ['give the file first init wrote, or type the key shown then'])
   try {

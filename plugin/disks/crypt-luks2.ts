@@ -7,7 +7,7 @@
 import { closeSync, openSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
-import type { UnlockSpec } from '../config/unlock.js'
+import { KEYFILE_UNLOCK, type UnlockSpec } from '../config/unlock.js'
 import { errorSaid, PvdiskError } from '../errors.js'
 import { clevisTools, unreachableTang, unsealFailure } from './clevis.js'
 import type { DiskContext } from './context.js'
@@ -26,8 +26,11 @@ export interface Luks2Scheme extends CryptScheme {
   spec: UnlockSpec
 }
 
+/** the LUKS2 scheme is the one that formats its image before opening it */
+export const isLuks2 = (scheme: CryptScheme): scheme is Luks2Scheme => 'format' in scheme
+
 export const luks2Scheme = (disk: DiskEntry, recoveryFile: string | undefined): Luks2Scheme => {
-  const spec: UnlockSpec = disk.unlock ?? { kind: 'keyfile', summary: 'keyfile' }
+  const spec: UnlockSpec = disk.unlock ?? KEYFILE_UNLOCK
   const bind = async (ctx: DiskContext, file: string, existing: Buffer): Promise<void> => {
     if (spec.kind !== 'clevis') return
     try {

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
-import type { UnlockSpec } from '../config/unlock.js'
+import { KEYFILE_UNLOCK, type UnlockSpec } from '../config/unlock.js'
 import { errorSaid, PvdiskError } from '../errors.js'
 import { writeFileAtomic } from '../host/atomic-write.js'
 import { isBindOf, mountAt } from '../host/kernel.js'
@@ -108,7 +108,7 @@ export const vaultOf = (ctx: DiskContext, disk: DiskEntry): Vault => {
     disk,
     f,
     mnt: mountPointOf(ctx, disk),
-    spec: disk.unlock ?? { kind: 'keyfile', summary: 'keyfile' },
+    spec: disk.unlock ?? KEYFILE_UNLOCK,
     fail: (message, details = []) => new PvdiskError('EDISK', `disk "${disk.name}": ${message}`, details),
     recoverHint: [`run "pvdisk disk recover ${disk.name}" with the recovery key: it unlocks the vault and binds it again`],
     unlocked: () => existsSync(join(f.vault, CANARY)),
