@@ -4,7 +4,6 @@
 // keyslot before the old slots go. Interrupted anywhere, the disk still opens with the
 // recovery key and a rerun finishes the job. Header changes work on the image file itself.
 import { existsSync } from 'node:fs'
-import { PvdiskError } from '../errors.js'
 import { act } from './context.js'
 import type { CryptDevice } from './crypt-device.js'
 import { isLuks2, keyfileOf, LUKS2_PBKDF, luks2Slots } from './crypt-luks2.js'
@@ -24,7 +23,6 @@ export const recoverLuks2 = async (dev: CryptDevice, given: Buffer, up: () => Pr
   const scheme = dev.scheme
   if (!isLuks2(scheme)) throw dev.fail('is not a LUKS2 disk: it has no recovery key')
   const recovery = readRecoveryKey(given)
-  if (!recovery) throw new PvdiskError('EUSAGE', 'the recovery key must be 64 hexadecimal digits', ['give the file first init wrote, or type the key shown then'])
   try {
     if (!existsSync(image) || !existsSync(dev.marker)) throw dev.fail(`${image} is not an initialised disk: there is nothing to recover`)
     const recoverySlot = await slotOpenedBy(dev, { bytes: recovery })

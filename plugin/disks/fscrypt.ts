@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
-import { errorSaid, PvdiskError } from '../errors.js'
+import { errorSaid } from '../errors.js'
 import { writeFileAtomic } from '../host/atomic-write.js'
 import { isBindOf, mountAt, mountHolding, type MountEntry } from '../host/kernel.js'
 import { refuseLinksBelow } from '../host/no-follow.js'
@@ -124,7 +124,6 @@ const down = async (v: Vault): Promise<string> => {
 /** unlocks with the recovery key and seals the vault key to the pins again */
 const recover = async (v: Vault, given: Buffer): Promise<string> => {
   const recovery = readRecoveryKey(given)
-  if (!recovery) throw new PvdiskError('EUSAGE', 'the recovery key must be 64 hexadecimal digits', ['give the file first init wrote, or type the key shown then'])
   if (!existsSync(v.f.recovery)) {
     recovery.fill(0)
     throw v.fail(`no recovery key was made for this vault (${v.f.recovery} is missing)`)

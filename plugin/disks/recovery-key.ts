@@ -9,6 +9,7 @@ import { writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { writeFileAtomic } from '../host/atomic-write.js'
 import { mkdirNoFollow } from '../host/no-follow.js'
+import { PvdiskError } from '../errors.js'
 import { randomKey } from './key-file.js'
 
 const HEX = Buffer.from('0123456789abcdef')
@@ -24,8 +25,14 @@ export const newRecoveryKey = (): Buffer => {
   return out
 }
 
-/** the 64 hex digits of what the operator gave (a file or stdin), without surrounding white space */
-export const readRecoveryKey = (given: Buffer): Buffer | undefined => {
+/** the 64 hex digits of what the operator gave (a file or stdin), without surrounding white space; else a usage error */
+export const readRecoveryKey = (given: Buffer): Buffer => {
+  const key = hexDigitsOf(given)
+  if (!key) throw new PvdiskError('EUSAGE', 'the recovery key must be 64 hexadecimal digits', ['give the file first init wrote, or type the key shown then'])
+  return key
+}
+
+const hexDigitsOf = (given: Buffer): Buffer | undefined => {
   let start = 0
   let end = given.length
   const space = (b: number): boolean => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09

@@ -20,7 +20,6 @@ export const handler = async (argv: GlobalOptions & { name: string, key: string,
   const { PvdiskError } = await import('../../errors.js')
   const { stateJsonOf } = await import('../../config/pvs/state-json.js')
   const { partGlobs, signState } = await import('../../config/pvs/sign.js')
-  const { pairsOf, select } = await import('../../config/pvs/verify.js')
   const { writeFileAtomic } = await import('../../host/atomic-write.js')
   if (!/^[A-Za-z0-9._+-]+$/.test(argv.name) || argv.name.startsWith('.')) throw new PvdiskError('EUSAGE', `"${argv.name}" is not usable as a signature name`, ['use the app\'s name: letters, digits, ".", "_", "+", "-"'])
   const read = (file: string, what: string): Buffer => {
@@ -33,17 +32,15 @@ export const handler = async (argv: GlobalOptions & { name: string, key: string,
   const key = read(argv.key, 'key')
   const globs = partGlobs(argv.name, argv)
   const state = stateJsonOf(argv.state)
-  let text: string
+  let signed: { text: string, entries: string[] }
   try {
-    text = signState(state, { key, include: globs.include, exclude: globs.exclude, ...(argv.x5c ? { x5c: read(argv.x5c, 'certificate chain') } : {}) })
+    signed = signState(state, { key, include: globs.include, exclude: globs.exclude, ...(argv.x5c ? { x5c: read(argv.x5c, 'certificate chain') } : {}) })
   } catch (e) {
     throw new PvdiskError('EUSAGE', `cannot sign with ${argv.key}: ${(e as Error).message}`, ['give a PEM private key (RSA, or EC on P-256, P-384 or P-521)'])
   } finally {
     key.fill(0)
   }
-  const pairs = pairsOf(state)
-  select(pairs, globs.include, globs.exclude)
-  const entries = pairs.filter(p => p.included).map(p => p.key)
+  const { text, entries } = signed
   const file = join(argv.state, '_sigs', `${argv.name}.json`)
   mkdirSync(join(argv.state, '_sigs'), { recursive: true })
   await writeFileAtomic(file, text, 0o644)

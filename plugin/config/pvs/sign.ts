@@ -37,18 +37,19 @@ const jwkOf = (pub: KeyObject): string => {
 const certsOf = (pem: Buffer): string[] =>
   (pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map(c => new (crypto().X509Certificate)(c).raw.toString('base64'))
 
-/** the text of _sigs/<name>.json for the state */
-export const signState = (state: { [key: string]: Json }, o: SignOptions): string => {
+/** the text of _sigs/<name>.json for the state, and the state keys its payload covers */
+export const signState = (state: { [key: string]: Json }, o: SignOptions): { text: string, entries: string[] } => {
   const c = crypto()
   const key = c.createPrivateKey(o.key)
   const alg = algOf(key)
   const x5c = o.x5c ? certsOf(o.x5c) : []
   const header = `{"alg":"${alg}","jwk":${jwkOf(c.createPublicKey(key))},"pvs":{"include":${canonicalJson(o.include)},"exclude":${canonicalJson(o.exclude)}},"typ":"PVS"${x5c.length ? `,"x5c":${JSON.stringify(x5c)}` : ''}}`
   const protectedB64 = Buffer.from(header).toString('base64url')
-  const payload = select(pairsOf(state), o.include, o.exclude)
+  const pairs = pairsOf(state)
+  const payload = select(pairs, o.include, o.exclude)
   const input = Buffer.from(`${protectedB64}.${Buffer.from(payload).toString('base64url')}`)
   const sig = c.sign(HASH_OF_ALG[alg]!, input, key.asymmetricKeyType === 'ec' ? { key, dsaEncoding: 'der' } : { key, padding: c.constants.RSA_PKCS1_PADDING })
-  return canonicalJson({ '#spec': 'pvs@2', protected: protectedB64, signature: sig.toString('base64url') })
+  return { text: canonicalJson({ '#spec': 'pvs@2', protected: protectedB64, signature: sig.toString('base64url') }), entries: pairs.filter(p => p.included).map(p => p.key) }
 }
 
 /** pvr sig add's globs: --part P takes P/** and _config/P/** (unless noconfig), less P/src.json and the signature itself */
