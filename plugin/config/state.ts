@@ -42,12 +42,17 @@ const legacyFilesIn = (stateDir: string): LegacyFile[] => (Object.keys(LEGACY_FI
  * groups.json at its root, as Pantavisor reads them; undefined when it has none of these.
  */
 export const checkStateDevice = async (stateDir: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex } | undefined> => {
+  const result = await deviceOf(stateDir)
+  // a signed state is checked before anything in it is used
+  result?.device.problems.list.push(...signatureProblems(stateDir, policyFromEnv()))
+  return result
+}
+
+const deviceOf = async (stateDir: string): Promise<{ device: CheckedFile<'device'>, disks: DiskIndex } | undefined> => {
   const legacy = legacyFilesIn(stateDir)
   const devicePath = join(stateDir, 'device.json')
   if (exists(devicePath)) {
     const result = await checkDeviceFile(devicePath)
-    // a signed state is checked before anything in it is used
-    result.device.problems.list.push(...signatureProblems(stateDir, policyFromEnv()))
     for (const name of legacy) {
       const ignored = new FileProblems(join(stateDir, name))
       ignored.warn('legacy-file-ignored', '', 'is ignored: the state has a device.json (Pantavisor ignores it too)', `move what it declares into device.json "${LEGACY_FILES[name]}", then remove ${name}`)
@@ -57,9 +62,7 @@ export const checkStateDevice = async (stateDir: string): Promise<{ device: Chec
   }
   if (legacy.length === 0) return undefined
   const { file, raw, problems } = readLegacyDevice(stateDir, legacy)
-  const result = checkDeviceChecked(checkedFrom('device', file, problems, raw))
-  result.device.problems.list.push(...signatureProblems(stateDir, policyFromEnv()))
-  return result
+  return checkDeviceChecked(checkedFrom('device', file, problems, raw))
 }
 
 /** for commands that need disks: the state's device, or device.json's own "cannot read" problem */
