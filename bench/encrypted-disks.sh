@@ -19,8 +19,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/timing.sh
 
 mkdir -p "$W/tpm"
 swtpm socket --tpm2 --tpmstate dir="$W/tpm" --server type=tcp,port=2421,bindaddr=127.0.0.1 --ctrl type=tcp,port=2422,bindaddr=127.0.0.1 \
@@ -55,8 +54,7 @@ ip link set lo up
 mkdir -p /tmp/tpm
 swtpm socket --tpm2 --tpmstate dir=/tmp/tpm --server type=tcp,port=2321 --ctrl type=tcp,port=2322 --flags not-need-init,startup-clear --daemon
 export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=2321"
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=\$1} END {print a[int((NR+1)/2)]}'; }
+. \$REPO/bench/timing.sh
 state() { # name size unlock
   mkdir -p \$S/\$1/state \$S/\$1/root
   printf '{"groups": [], "disks_v3": [{"name": "d", "type": "dm-crypt-luks2", "path": "/img/disk.img,%s,k", "unlock": %s}]}' \$2 "\$3" > \$S/\$1/state/device.json

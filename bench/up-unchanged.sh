@@ -24,8 +24,7 @@ bench_image "$W/rootfs" sh sleep
 echo '{"groups": [{"name": "app"}], "disks": [{"name": "data", "type": "volume-disk"}]}' > "$W/state/device.json"
 echo '{"#spec": "service-manifest-src@1", "docker_name": "local/busybox", "config": {"Cmd": ["sleep", "600"]}, "persistence": {"/data": "permanent@data", "/tmp": "boot"}}' > "$W/state/web/src.json"
 $PV up --state "$W/state" --root "$W/root" --network none >/dev/null
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/timing.sh
 api() { curl -s --unix-socket "$W/d/sock" "http://docker$1" >/dev/null; }
 U=(); N=(); A=()
 for i in $(seq "$RUNS"); do

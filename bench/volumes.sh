@@ -35,8 +35,7 @@ for i in 1 2 3 4; do
   docker volume create "local$i" >/dev/null
   pvm+=(--mount "type=volume,source=pv$i,target=/v$i"); lcm+=(--mount "type=volume,source=local$i,target=/v$i")
 done
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/timing.sh
 docker run --rm --network none "${pvm[@]}" local/busybox true; docker run --rm --network none "${lcm[@]}" local/busybox true  # warm up
 P=(); L=()
 for i in $(seq "$RUNS"); do
