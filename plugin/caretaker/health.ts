@@ -6,6 +6,7 @@ import type { DiskEntry, DiskIndex } from '../config/check-device.js'
 import { mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, disksUp } from '../disks/engine.js'
 import { readExpected } from '../disks/expected.js'
+import { verityStatuses } from '../disks/verity.js'
 import { mountAt } from '../host/kernel.js'
 import { allNamespaceMounts } from './gc.js'
 
@@ -65,6 +66,9 @@ export const checkHealth = async (ctx: DiskContext, index: DiskIndex): Promise<H
     } catch (e) {
       out.push({ disk: name, ok: false, repaired: false, problem: `${s.state}, and remounting failed: ${(e as Error).message}` })
     }
+  }
+  for (const v of await verityStatuses(ctx)) {
+    if (v.health === 'corrupted') out.push({ disk: 'verity', volume: v.mountPoint ?? v.mapping, ok: false, repaired: false, problem: `verity volume ${v.app ?? ''}/${v.volume ?? v.mapping} is corrupted: a block did not match its hash (never repaired: restore the image)` })
   }
   return out
 }

@@ -7,6 +7,7 @@ import { liveKernel, type DiskContext } from '../disks/context.js'
 import { guardStateVersion } from '../disks/version-counter.js'
 import { diskRecover, disksDown, disksStatus, disksUp, selectDisks } from '../disks/engine.js'
 import type { DiskEntry } from '../config/check-device.js'
+import { verityStatuses } from '../disks/verity.js'
 
 export const diskSession = async (opts: { state: string, root: string }, planning: boolean) => {
   const { device, disks } = await requireStateDevice(opts.state)
@@ -36,6 +37,7 @@ export const diskSession = async (opts: { state: string, root: string }, plannin
     },
     down: (d: DiskEntry[]) => disksDown(ctx, d),
     status: (d: DiskEntry[]) => disksStatus(ctx, d),
+    verity: () => verityStatuses(ctx),
     recover: (d: DiskEntry, key: Buffer) => diskRecover(ctx, d, key),
     plan: () => recorder?.lines ?? [],
   }

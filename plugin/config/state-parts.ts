@@ -5,6 +5,7 @@ import { checkDevice, emptyDiskIndex, type DiskIndex } from './check-device.js'
 import { isJsonObject, type Json } from './json-source.js'
 import type { FileProblems, Problem } from './problems.js'
 import { checkSchema, type FileKind, type KindData } from './schema-check.js'
+import type { VerityVolume } from './verity.js'
 
 export const SRC_SPEC = 'service-manifest-src@1'
 export const RUN_SPEC = 'service-manifest-run@1'
@@ -25,7 +26,14 @@ export interface AppState {
   storage?: Storage
   /** the container path behind each volume name */
   keys?: PlannedStorage['keys']
+  /** run.json's dm: (verity) volumes that can be opened, and their manifests' problems */
+  verity?: VerityVolume[]
+  manifests?: FileProblems[]
 }
+
+/** every problem found in an app's files */
+export const appProblems = (app: AppState | undefined): Problem[] =>
+  [...(app?.src?.problems.list ?? []), ...(app?.run?.problems.list ?? []), ...(app?.manifests ?? []).flatMap(m => m.list)]
 
 export interface LoadedState {
   dir: string

@@ -18,11 +18,12 @@ import { readJsonFile } from './read-json-file.js'
 import type { FileKind } from './schema-check.js'
 import { LEGACY_FILES, isLegacyFile, readLegacyDevice, type LegacyFile } from './legacy-device.js'
 import { checkStateJson, isStateJson } from './state-json.js'
+import { checkVerity } from './verity.js'
 import {
-  RUN_SPEC, SRC_SPEC, checkAppParts, checkDeviceChecked, checkedFrom, specOf, type AppState, type CheckedFile, type LoadedState,
+  RUN_SPEC, SRC_SPEC, appProblems, checkAppParts, checkDeviceChecked, checkedFrom, specOf, type AppState, type CheckedFile, type LoadedState,
 } from './state-parts.js'
 
-export { RUN_SPEC, SRC_SPEC, type AppState, type CheckedFile, type LoadedState } from './state-parts.js'
+export { RUN_SPEC, SRC_SPEC, appProblems, type AppState, type CheckedFile, type LoadedState } from './state-parts.js'
 
 const exists = (path: string): boolean => lstatSync(path, { throwIfNoEntry: false }) !== undefined
 
@@ -74,7 +75,13 @@ export const checkApp = async (stateDir: string, name: string, disks: DiskIndex 
   const dir = join(stateDir, name)
   const src = exists(join(dir, 'src.json')) ? await readChecked('src', join(dir, 'src.json')) : undefined
   const run = exists(join(dir, 'run.json')) ? await readChecked('run', join(dir, 'run.json')) : undefined
-  return checkAppParts(name, dir, src, run, disks)
+  const app = checkAppParts(name, dir, src, run, disks)
+  if (app && run?.raw !== undefined) {
+    const { volumes, problems } = checkVerity(name, dir, run.raw, run.problems, src?.raw)
+    app.verity = volumes
+    app.manifests = problems
+  }
+  return app
 }
 
 const listApps = async (dir: string, top: FileProblems): Promise<string[]> => {
@@ -126,7 +133,7 @@ export const loadState = async (dir: string): Promise<LoadedState> => {
   const problems = [
     ...top.list,
     ...(deviceResult?.device.problems.list ?? []),
-    ...apps.flatMap(a => [...(a.src?.problems.list ?? []), ...(a.run?.problems.list ?? [])]),
+    ...apps.flatMap(appProblems),
   ]
   const state: LoadedState = { dir, disks, apps, problems: sortProblems(problems) }
   if (deviceResult) state.device = deviceResult.device

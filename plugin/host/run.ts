@@ -186,7 +186,7 @@ export class RecordingRunner implements Runner {
 
 // Debian packages that provide the tools pvdisk runs
 const PACKAGES: Record<string, string> = {
-  cryptsetup: 'cryptsetup-bin', dmsetup: 'dmsetup', keyctl: 'keyutils', losetup: 'mount', mount: 'mount', umount: 'mount',
+  cryptsetup: 'cryptsetup-bin', veritysetup: 'cryptsetup-bin', dmsetup: 'dmsetup', keyctl: 'keyutils', losetup: 'mount', mount: 'mount', umount: 'mount',
   'mkfs.ext4': 'e2fsprogs', 'fsck.ext4': 'e2fsprogs', fallocate: 'util-linux', blockdev: 'util-linux',
   'caam-keygen': 'keyctl-caam (from meta-pantavisor; not in Debian)', 'x--pv-dcp-tool': 'your board vendor (Pantavisor does not ship it)',
   'dcp-blob-create': 'Pantavisor (tools/dcp-blob-create)',

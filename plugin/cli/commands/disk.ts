@@ -48,10 +48,15 @@ export const handler = async (argv: GlobalOptions & { action: 'up' | 'down' | 's
   const disks = session.select(argv.names ?? [])
   if (argv.action === 'status') {
     const statuses = session.status(disks)
+    // the open verity volumes, after the disks: their health is the kernel's (V verified, C a block did not match)
+    const verity = (await session.verity()).map(v => ({
+      name: v.app !== undefined ? `${v.app}/${v.volume}` : v.mapping, type: 'verity', state: v.mountPoint ? 'mounted' : 'open', mountPoint: v.mountPoint ?? '', mapping: v.mapping, health: v.health,
+      problems: v.health === 'corrupted' ? ['corrupted: a block read did not match its hash and read as EIO; the image changed under the mapping: restore it, then restart its containers'] : [],
+    }))
     return {
-      data: statuses,
-      lines: statuses.flatMap(statusLines),
-      exitCode: statuses.some(s => s.problems.length > 0 || (s.keyProblems?.length ?? 0) > 0) ? 1 : 0,
+      data: [...statuses, ...verity],
+      lines: [...statuses.flatMap(statusLines), ...verity.flatMap(v => [`${v.name.padEnd(20)} ${v.type.padEnd(19)} ${v.state.padEnd(11)} ${v.mountPoint}  ${v.health}`, ...v.problems.map(p => `  problem: ${p}`)])],
+      exitCode: statuses.some(s => s.problems.length > 0 || (s.keyProblems?.length ?? 0) > 0) || verity.some(v => v.problems.length > 0) ? 1 : 0,
     }
   }
   const outcomes = await (argv.action === 'up' ? session.up(disks) : session.down(disks))

@@ -6,6 +6,8 @@ export interface MountSpec {
   type: 'bind' | 'tmpfs'
   source?: string
   target: string
+  /** a verity volume: read-only in the container too */
+  readOnly?: boolean
 }
 
 export interface ContainerSpec {
@@ -87,7 +89,7 @@ export const connectDocker = async (): Promise<ContainerEngine> => {
         HostConfig: {
           ...(spec.networkMode ? { NetworkMode: spec.networkMode } : {}),
           Mounts: spec.mounts.map(m => (m.type === 'bind'
-            ? { Type: 'bind' as const, Source: m.source ?? '', Target: m.target, ReadOnly: false, BindOptions: { Propagation: 'rprivate' as const } }
+            ? { Type: 'bind' as const, Source: m.source ?? '', Target: m.target, ReadOnly: m.readOnly === true, BindOptions: { Propagation: 'rprivate' as const } }
             : { Type: 'tmpfs' as const, Source: '', Target: m.target })),
         },
       })

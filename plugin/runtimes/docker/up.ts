@@ -14,11 +14,13 @@ import type { DiskEntry } from '../../config/check-device.js'
 import { liveKernel, mountPointOf, type DiskContext } from '../../disks/context.js'
 import { backendFor, disksDown, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
 import { guardStateVersion } from '../../disks/version-counter.js'
+import { verityDown, verityMountPoint, verityUp } from '../../disks/verity.js'
 import type { ContainerEngine, ContainerSpec, MountSpec } from './docker.js'
 import { isDockerOverlay, mountOverlays, overlayTargetOf, unmountOverlays } from './overlays.js'
 import { PvdiskError } from '../../errors.js'
 import type { Json } from '../../config/json-source.js'
 import { ProcessRunner } from '../../host/run.js'
+import { mkdirNoFollow } from '../../host/no-follow.js'
 import { createProgress } from '../../host/progress.js'
 import { loadState, type AppState } from '../../config/state.js'
 import { appVolumes, currentRevision, emptyBootVolume, prepareVolume, type AppVolume } from '../../volumes/volumes.js'
@@ -99,6 +101,28 @@ const verifyMounts = (ctx: DiskContext, volumes: AppVolume[], sources: Map<strin
   }
 }
 
+/** the container's mounts: its volumes (sources kept for verifyMounts) and its verity volumes, read-only */
+const mountsOf = (ctx: DiskContext, app: AppState, volumes: AppVolume[], revision: string): { mounts: MountSpec[], sources: Map<string, string> } => {
+  const sources = new Map<string, string>()
+  const mounts: MountSpec[] = []
+  for (const v of volumes) {
+    if (v.containerPath === undefined) continue // lxc-overlay: Docker keeps the container's own writable layer
+    const src = prepareVolume(ctx, v, revision)
+    if (src.kind === 'dir') {
+      sources.set(v.name, src.path)
+      // an ovl: volume reaches the container as the overlay mounted just before it starts
+      mounts.push({ type: 'bind', source: isDockerOverlay(v) ? overlayTargetOf(ctx, app.name, v) : src.path, target: v.containerPath })
+    } else mounts.push({ type: 'tmpfs', target: v.containerPath })
+  }
+  for (const v of app.verity ?? []) {
+    if (v.containerPath === undefined) continue
+    const source = verityMountPoint(ctx, app.name, v.name)
+    mkdirNoFollow(ctx.root, source) // Docker wants a bind's source to exist when the container is created
+    mounts.push({ type: 'bind', source, target: v.containerPath, readOnly: true })
+  }
+  return { mounts, sources }
+}
+
 export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
   const log = opts.log ?? (() => undefined)
   const state = await loadValid(opts.state)
@@ -119,20 +143,11 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
   const out: AppOutcome[] = []
   for (const app of apps) {
     const volumes = volumesOf.get(app.name) ?? []
-    const sources = new Map<string, string>()
-    const mounts: MountSpec[] = []
-    for (const v of volumes) {
-      if (v.containerPath === undefined) continue // lxc-overlay: Docker keeps the container's own writable layer
-      const src = prepareVolume(ctx, v, revision)
-      if (src.kind === 'dir') {
-        sources.set(v.name, src.path)
-        // an ovl: volume reaches the container as the overlay mounted just before it starts
-        mounts.push({ type: 'bind', source: isDockerOverlay(v) ? overlayTargetOf(ctx, app.name, v) : src.path, target: v.containerPath })
-      } else mounts.push({ type: 'tmpfs', target: v.containerPath })
-    }
+    const { mounts, sources } = mountsOf(ctx, app, volumes, revision)
     const spec = specOf(app, mounts, opts, revision)
-    // a real start: mounts verified, boot emptied, ovl: overlays mounted, then the container
+    // a real start: verity images verified and mounted, mounts verified, boot emptied, ovl: overlays mounted, then the container
     const start = async (id: string): Promise<void> => {
+      for (const v of app.verity ?? []) if (v.containerPath !== undefined) await verityUp(ctx, v)
       verifyMounts(ctx, volumes, sources)
       for (const v of volumes) emptyBootVolume(ctx, v, revision)
       await mountOverlays(ctx, app.name, () => opts.engine.imageLayers(spec.image), volumes, revision)
@@ -198,6 +213,7 @@ export const stateDown = async (opts: UpOptions): Promise<{ containers: string[]
     progress.finish()
   }
   await unmountOverlays(ctx, [...new Set([...state.apps.map(a => a.name), ...ours.map(c => c.labels[LABEL_APP] ?? '').filter(Boolean)])])
+  for (const v of state.apps.flatMap(a => a.verity ?? [])) if (v.containerPath !== undefined) await verityDown(ctx, v)
   // a disk stays up while any running container (pvdisk's or not) still has a mount on it
   const running = (await opts.engine.list('')).filter(c => c.running)
   const idle = [...state.disks.disks.values()].filter(isProvisionedByPvdisk).filter(d => {

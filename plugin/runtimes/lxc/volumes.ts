@@ -9,10 +9,12 @@ import type { DiskEntry } from '../../config/check-device.js'
 import { isJsonObject, type Json } from '../../config/json-source.js'
 import { InvalidInputError } from '../../config/problems.js'
 import { nameError } from '../../config/path-rules.js'
-import { checkApp, requireStateDevice } from '../../config/state.js'
+import { appProblems, checkApp, requireStateDevice } from '../../config/state.js'
 import { liveKernel, type DiskContext } from '../../disks/context.js'
 import { disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
 import { guardStateVersion } from '../../disks/version-counter.js'
+import { closeUnmountedVerity, verityMountPoint, verityUp } from '../../disks/verity.js'
+import { DM_PREFIX } from '../../config/verity.js'
 import { PvdiskError } from '../../errors.js'
 import { isBindOf, mountAt, type MountEntry } from '../../host/kernel.js'
 import { withFstab, type FstabEntry } from '../../host/fstab.js'
@@ -54,7 +56,7 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
   const app = checkedAppName(opts.app)
   const { device, disks } = await requireStateDevice(opts.state)
   const checked = await checkApp(opts.state, app, disks)
-  const problems = [...device.problems.list, ...(checked?.src?.problems.list ?? []), ...(checked?.run?.problems.list ?? [])]
+  const problems = [...device.problems.list, ...appProblems(checked)]
   const errors = problems.filter(p => p.severity === 'error')
   if (errors.length > 0) throw new InvalidInputError(`${opts.state}: ${errors.length} error(s); nothing mounted for ${app}`, problems)
   if (!checked?.storage) throw new PvdiskError('EINVALID', `app "${app}" is not in ${opts.state} (or has no src.json)`, ['check the app name'])
@@ -68,6 +70,9 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
   const out: VolumeMount[] = []
   const mounts = ctx.kernel.mounts()
   const entries: FstabEntry[] = imageVolumes(ctx, opts.state, app, checked.run?.raw, mounts, out)
+  for (const v of checked.verity ?? []) {
+    out.push({ volume: v.name, target: verityMountPoint(ctx, app, v.name), source: v.data, result: await verityUp(ctx, v) })
+  }
   for (const v of volumes) {
     const target = join(volumesDirOf(ctx, app), v.name)
     const src = prepareVolume(ctx, v, revision)
@@ -91,26 +96,32 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
   return out
 }
 
+/** Pantavisor's filesystem type for an image: its name's extension (root.squashfs, conf.ext4) */
+const fsTypeOf = (name: string): string => (name.includes('.') ? name.slice(name.lastIndexOf('.') + 1) : 'squashfs')
+
 /**
- * The app's read-only images (run.json "volumes", root.squashfs when it names none), loop
- * mounted at <root>/volumes/<app>/<image> as Pantavisor does: root.squashfs is the lower
- * layer of the rootfs overlay and of every ovl: volume. dm: (verity) images are not mounted here.
+ * The app's read-only images (run.json "root-volume", root.squashfs when it names none, and
+ * "volumes"), loop mounted at <root>/volumes/<app>/<image> as Pantavisor does: root.squashfs
+ * is the lower layer of the rootfs overlay and of every ovl: volume. dm: (verity) images are
+ * verified and mounted by verityUp instead.
  */
 const imageVolumes = (ctx: DiskContext, stateDir: string, app: string, run: Json | undefined, mounts: readonly MountEntry[], out: VolumeMount[]): FstabEntry[] => {
-  const listed = isJsonObject(run) && Array.isArray(run.volumes) ? run.volumes.filter((n): n is string => typeof n === 'string') : ['root.squashfs']
+  const obj = isJsonObject(run) ? run : {}
+  const rootVolume = typeof obj['root-volume'] === 'string' ? obj['root-volume'] : 'root.squashfs'
+  const listed = [rootVolume, ...(Array.isArray(obj.volumes) ? obj.volumes.filter((n): n is string => typeof n === 'string') : [])]
   const entries: FstabEntry[] = []
-  for (const name of listed.filter(n => !n.startsWith('dm:') && nameError(n, 'volume') === undefined)) {
+  for (const name of new Set(listed.filter(n => !n.startsWith(DM_PREFIX) && nameError(n, 'volume') === undefined && !['bind', 'data'].includes(fsTypeOf(n))))) {
     const image = join(stateDir, app, name)
     if (!lstatSync(image, { throwIfNoEntry: false })?.isFile()) continue
     const target = join(volumesDirOf(ctx, app), name)
     const at = mountAt(mounts, target)
     if (at) {
-      if (at.fsType !== 'squashfs') throw new PvdiskError('EDISK', `${target} is mounted from ${at.source}, not from the image ${image}`, ['run pvdisk volumes down first'])
+      if (at.fsType !== fsTypeOf(name)) throw new PvdiskError('EDISK', `${target} is mounted from ${at.source}, not from the image ${image}`, ['run pvdisk volumes down first'])
       out.push({ volume: name, target, source: image, result: 'already mounted' })
       continue
     }
     mkdirNoFollow(ctx.root, target)
-    entries.push({ source: image, target, fsType: 'squashfs', options: ['loop', 'ro'] })
+    entries.push({ source: image, target, fsType: fsTypeOf(name), options: ['loop', 'ro'] })
     out.push({ volume: name, target, source: image, result: 'mounted' })
   }
   return entries
@@ -127,5 +138,6 @@ export const volumesDown = async (opts: VolumesOptions): Promise<VolumeMount[]> 
     await ctx.runner.run({ argv: ['umount', '--', m.mountPoint] })
     out.push({ volume: m.mountPoint.slice(dir.length + 1), target: m.mountPoint, source: m.fsType === 'tmpfs' ? 'tmpfs' : `${m.source}${m.root}`, result: 'unmounted' })
   }
+  await closeUnmountedVerity(ctx, ours) // and the verity mappings behind them, with their loop devices
   return out
 }

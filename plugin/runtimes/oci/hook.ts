@@ -15,9 +15,10 @@ import { hostPath, liveKernel, mountPointOf, type DiskContext, type MountSpec } 
 import { mountAt, parseMountinfo } from '../../host/kernel.js'
 import { backendFor, disksUp, isProvisionedByPvdisk } from '../../disks/engine.js'
 import { guardStateVersion } from '../../disks/version-counter.js'
+import { verityMountSpec, verityUp } from '../../disks/verity.js'
 import { PvdiskError } from '../../errors.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
-import { checkApp, requireStateDevice } from '../../config/state.js'
+import { appProblems, checkApp, requireStateDevice, type AppState } from '../../config/state.js'
 import { nameError } from '../../config/path-rules.js'
 import { appVolumes, currentRevision, emptyBootVolume, mkdirBelow, overlayLayersOf, prepareVolume } from '../../volumes/volumes.js'
 import { writeFileAtomic } from '../../host/atomic-write.js'
@@ -95,7 +96,7 @@ export const ociHook = async (stage: string, stdin: string, caller: HookCaller =
   if (bad) throw new PvdiskError('EUSAGE', `io.pvdisk.app ${JSON.stringify(appName)}: ${bad.message}`)
   const { device, disks: index } = await requireStateDevice(stateDir)
   const app = await checkApp(stateDir, appName, index)
-  const problems = [...device.problems.list, ...(app?.src?.problems.list ?? []), ...(app?.run?.problems.list ?? [])]
+  const problems = [...device.problems.list, ...appProblems(app)]
   const errors = problems.filter(p => p.severity === 'error')
   if (errors.length > 0) throw new InvalidInputError(`${stateDir}: ${errors.length} error(s); not starting ${state.id}`, problems)
   if (!app?.storage) throw new PvdiskError('EINVALID', `app "${appName}" is not in ${stateDir} (or has no src.json)`, ['check the io.pvdisk.app annotation'])
@@ -137,10 +138,25 @@ export const ociHook = async (stage: string, stdin: string, caller: HookCaller =
       : { source: 'pvdisk-boot', target: inside, fsType: 'tmpfs', options: ['mode=0755'] })
     out.push(`${state.id}: ${target} <- ${src.kind === 'dir' ? src.path : 'tmpfs'}`)
   }
+  await verityInto(ctx, app, rootfs, state.id, entries, out)
   if (entries.length === 0) return out
   await withFstab(ctx.root, hostPath(ctx, '/run/pvdisk/hooks'), state.id, entries, fstab =>
     runner.run({ argv: ['nsenter', `--target=${state.pid}`, '--mount', '--', 'mount', '--all', '--fstab', fstab] }))
   return out
+}
+
+/**
+ * Verity volumes that PV_VOLUME_MOUNTS places in the container: verified and mounted on the
+ * host (Pantavisor's /volumes/<app>/<volume>), and their mapping mounted read-only inside.
+ */
+const verityInto = async (ctx: DiskContext, app: AppState, rootfs: string, id: string, entries: MountSpec[], out: string[]): Promise<void> => {
+  for (const v of app.verity ?? []) {
+    if (v.containerPath === undefined) continue
+    await verityUp(ctx, v)
+    mkdirBelow(rootfs, v.containerPath.split('/').filter(Boolean))
+    entries.push(verityMountSpec(v, join(rootfs, v.containerPath)))
+    out.push(`${id}: ${v.containerPath} <- verity volume ${v.name} (read-only)`)
+  }
 }
 
 /** a program of dist/ (the hook program, the fast path's client), next to this module bundled or not */

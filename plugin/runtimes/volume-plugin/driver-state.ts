@@ -11,6 +11,8 @@ export interface DriverVolume {
   app: string
   persistence: PersistenceType
   disk?: string
+  /** a verity volume: the dm: volume of app this is (-o verity=VOL) */
+  verity?: string
   /** caller IDs that have it mounted */
   mountedBy: string[]
   createdAt: string
@@ -23,7 +25,7 @@ export interface DriverState {
 const isRecord = (v: unknown): v is DriverVolume => {
   const r = v as Partial<DriverVolume> | null
   return typeof r === 'object' && r !== null && typeof r.name === 'string' && typeof r.app === 'string' &&
-    ['permanent', 'revision', 'boot'].includes(r.persistence ?? '') && (r.disk === undefined || typeof r.disk === 'string') &&
+    ['permanent', 'revision', 'boot'].includes(r.persistence ?? '') && (r.disk === undefined || typeof r.disk === 'string') && (r.verity === undefined || typeof r.verity === 'string') &&
     Array.isArray(r.mountedBy) && r.mountedBy.every(id => typeof id === 'string') && typeof r.createdAt === 'string'
 }
 

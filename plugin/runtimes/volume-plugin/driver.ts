@@ -11,7 +11,7 @@ import { isPvdiskError, PvdiskError } from '../../errors.js'
 import { nameError } from '../../config/path-rules.js'
 import { parsePersistenceValue } from '../../config/persistence.js'
 import { defaultDisk } from '../../volumes/volumes.js'
-import { hasLostItsMount, mountpointOf, mountVolume, releaseVolume, type MountEnv } from './driver-mounts.js'
+import { hasLostItsMount, mountpointOf, mountVolume, releaseVolume, verityOf, type MountEnv } from './driver-mounts.js'
 import { loadDriverState, saveDriverState, type DriverState, type DriverVolume } from './driver-state.js'
 
 export type { DriverVolume } from './driver-state.js'
@@ -22,6 +22,8 @@ export interface DriverOptions {
   revision: string
   /** where the volume list and mount counts are kept */
   stateFile: string
+  /** the state served, for verity volumes */
+  state?: string
   /** one call per failed request, for the operator's log */
   onFailure?: (failure: { endpoint: string, volume: string, caller: string, reason: string }) => void
 }
@@ -49,7 +51,7 @@ export class VolumeDriver {
 
   constructor(opts: DriverOptions) {
     this.opts = opts
-    this.env = { ctx: opts.ctx, disks: opts.disks, revision: opts.revision }
+    this.env = { ctx: opts.ctx, disks: opts.disks, revision: opts.revision, ...(opts.state !== undefined ? { state: opts.state } : {}) }
     this.state = loadDriverState(opts.stateFile, m => opts.ctx.log(`warning: ${m}`))
     // records name their disk canonically (an alias was recorded before): the disk's mount point is then found
     for (const v of Object.values(this.state.volumes)) {
@@ -133,10 +135,11 @@ export class VolumeDriver {
   private async create(name: string, o: Record<string, unknown>): Promise<Reply | Durable> {
     const bad = nameError(name, 'volume')
     if (bad) return { Err: `volume name ${JSON.stringify(name)}: ${bad.message}` }
-    for (const k of Object.keys(o)) if (k !== 'app' && k !== 'persistence') return { Err: `unknown option "${k}": pvdisk volumes take -o app=APP and -o persistence=TYPE[@DISK]` }
+    for (const k of Object.keys(o)) if (!['app', 'persistence', 'verity'].includes(k)) return { Err: `unknown option "${k}": pvdisk volumes take -o app=APP and -o persistence=TYPE[@DISK], or -o app=APP -o verity=VOLUME` }
     const app = typeof o.app === 'string' ? o.app : DEFAULT_APP
     const appBad = nameError(app, 'app')
     if (appBad) return { Err: `-o app=${app}: ${appBad.message}` }
+    if (o.verity !== undefined) return this.createVerity(name, app, o)
     const parsed = parsePersistenceValue(typeof o.persistence === 'string' ? o.persistence : 'permanent')
     if (!parsed.ok) return { Err: `-o persistence: ${parsed.message}; write permanent, revision or boot, optionally @DISK` }
     // no @DISK: the disk marked "default": "yes", as pvdisk up places such volumes
@@ -152,6 +155,18 @@ export class VolumeDriver {
     const v: DriverVolume = { name, app, persistence: parsed.persistence, mountedBy: [], createdAt: new Date().toISOString() }
     if (disk) v.disk = disk.name
     this.state.volumes[name] = v
+    return { reply: {}, durable: this.save() }
+  }
+
+  /** a read-only verity volume: the dm: volume VOLUME of app APP in the served state */
+  private async createVerity(name: string, app: string, o: Record<string, unknown>): Promise<Reply | Durable> {
+    if (o.persistence !== undefined) return { Err: '-o verity and -o persistence do not go together: a verity volume is read-only' }
+    if (typeof o.app !== 'string') return { Err: '-o verity needs -o app=APP, the app whose run.json names "dm:VOLUME"' }
+    const volume = String(o.verity)
+    await verityOf(this.env, app, volume) // the manifest is checked now; the image is verified at Mount
+    const existing = this.state.volumes[name]
+    if (existing) return existing.app === app && existing.verity === volume ? {} : { Err: `volume "${name}" already exists as another volume` }
+    this.state.volumes[name] = { name, app, persistence: 'permanent', verity: volume, mountedBy: [], createdAt: new Date().toISOString() }
     return { reply: {}, durable: this.save() }
   }
 

@@ -53,7 +53,7 @@ export const runPlugin = async (opts: PluginOptions): Promise<void> => {
   const ctx: DiskContext = { root: resolve(opts.root), runner: new ProcessRunner(), kernel: liveKernel, log: m => log('info', 'disk', { message: m }) }
   await guardStateVersion(ctx, opts.state)
   const driver = new VolumeDriver({
-    ctx, disks, revision, stateFile: hostPath(ctx, '/var/lib/pvdisk/volume-driver.json'),
+    ctx, disks, revision, stateFile: hostPath(ctx, '/var/lib/pvdisk/volume-driver.json'), state: resolve(opts.state),
     onFailure: f => log('error', 'request', { ...f }),
   })
   await driver.reconcile()

@@ -60,6 +60,37 @@ t.test('volumes up mounts every volume at <root>/volumes/<app>/<volume>, idempot
   }
 })
 
+t.test('a run.json as pvr writes it: root-volume and every image in volumes, each mounted with its extension\'s filesystem, read-only', async t => {
+  if (!requirePrereq(t, isRoot(), 'mounts need root')) return
+  const dir = t.testdir({
+    state: {
+      'device.json': json({ groups: [] }),
+      web: {
+        'src.json': json({ '#spec': 'service-manifest-src@1', persistence: {} }),
+        'run.json': json({ '#spec': 'service-manifest-run@1', 'root-volume': 'root.squashfs', storage: { 'lxc-overlay': { persistence: 'boot' } }, volumes: ['extra.ext4'] }),
+      },
+    },
+    root: {}, content: { f: 'from the image' },
+  })
+  const app = join(dir, 'state/web')
+  t.equal(spawnSync('mksquashfs', [join(dir, 'content'), join(app, 'root.squashfs'), '-quiet', '-noappend']).status, 0, 'mksquashfs')
+  t.equal(spawnSync('mkfs.ext4', ['-q', '-d', join(dir, 'content'), join(app, 'extra.ext4'), '2M']).status, 0, 'mkfs.ext4 -d')
+  const root = join(dir, 'root')
+  const pv = (action: string) => spawnSync(process.execPath, [cli, 'volumes', action, 'web', '--state', join(dir, 'state'), '--root', root], { encoding: 'utf8' })
+  try {
+    const up = pv('up')
+    t.equal(up.status, 0, up.stderr)
+    const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')
+    t.match(mountinfo, new RegExp(` ${join(root, 'volumes/web/root.squashfs')} ro,.* - squashfs `), 'root-volume: squashfs, read-only')
+    t.match(mountinfo, new RegExp(` ${join(root, 'volumes/web/extra.ext4')} ro,.* - ext4 `), 'volumes: extra.ext4 as ext4, read-only')
+    t.equal(readFileSync(join(root, 'volumes/web/extra.ext4/f'), 'utf8'), 'from the image')
+    t.equal(pv('down').status, 0)
+    t.notMatch(readFileSync('/proc/self/mountinfo', 'utf8'), ` ${root}/volumes/web/`, 'down takes both away')
+  } finally {
+    unmountUnder(dir)
+  }
+})
+
 t.test('as LXC runs it: hook version 0 appends NAME lxc TYPE, version 1 passes LXC_NAME', async t => {
   if (!requirePrereq(t, isRoot(), 'mounts need root')) return
   const dir = t.testdir({ state, root: {} })
