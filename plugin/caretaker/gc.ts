@@ -13,6 +13,7 @@ import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
 import { mountHolding, parseMountinfo, type MountEntry } from '../host/kernel.js'
 import { emptyCache, measureTree, subdirs } from './usage.js'
+import { readJournal, writeJournal } from '../volumes/placements.js'
 
 export interface GcOptions {
   revision: string
@@ -30,7 +31,7 @@ export interface GcOptions {
 
 export interface GcItem {
   path: string
-  kind: 'revision' | 'orphan'
+  kind: 'revision' | 'orphan' | 'migrated'
   bytes: number
   action: 'removed' | 'would remove' | 'kept: in use' | 'kept: grace period' | 'skipped: not a directory' | 'skipped: a symbolic link, not followed'
 }
@@ -115,6 +116,7 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
   })
   opts.onProgress?.(candidates.length, candidates.length, '')
 
+  migratedCopies(ctx, opts, now, items, consider)
   if (opts.pruneOrphans) {
     const isGcState = (v: unknown): v is { absentSince: Record<string, number> } => {
       const a = (v as { absentSince?: unknown } | null)?.absentSince
@@ -139,4 +141,18 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
     }
   }
   return items
+}
+
+/** the old copies that migrations left behind (volumes/migrate.ts), once their grace period is over */
+const migratedCopies = (ctx: DiskContext, opts: GcOptions, now: number, items: GcItem[], consider: (path: string, kind: GcItem['kind']) => boolean): void => {
+  const journal = readJournal(ctx)
+  const keep = journal.filter(r => {
+    if (r.state !== 'done' || !lstatSync(r.from, { throwIfNoEntry: false })) return r.state !== 'done' || !lstatSync(dirname(r.from), { throwIfNoEntry: false }) // gone, or its disk is down
+    if (now - r.at < opts.graceDays * 86_400_000) {
+      items.push({ path: r.from, kind: 'migrated', bytes: measureTree(r.from, emptyCache()).bytes, action: 'kept: grace period' })
+      return true
+    }
+    return !consider(r.from, 'migrated') || opts.dryRun
+  })
+  if (!opts.dryRun && keep.length !== journal.length) writeJournal(ctx, keep)
 }

@@ -22,6 +22,7 @@ import * as ociHook from './commands/oci-hook.js'
 import * as volumes from './commands/volumes.js'
 import * as sign from './commands/sign.js'
 import * as verity from './commands/verity.js'
+import * as migrate from './commands/migrate.js'
 import { PVDISK_VERSION } from './version.js'
 
 type Handler<A> = (argv: A) => Promise<CommandResult>
@@ -94,6 +95,7 @@ export const main = async (args: string[]): Promise<void> => {
       .command(ociHook.command, ociHook.describe, ociHook.builder, wrap(ociHook.handler))
       .command(volumes.command, volumes.describe, volumes.builder, wrap(volumes.handler))
       .command(verity.command, verity.describe, verity.builder, wrap(verity.handler))
+      .command(migrate.command, migrate.describe, migrate.builder, wrap(migrate.handler))
       .completion('completion', 'print a bash or zsh completion script (by $SHELL): pvdisk completion >> ~/.bashrc')
       .strict()
       .demandCommand(1, 'name a command; see pvdisk --help')

@@ -48,6 +48,11 @@ export const writeFileAtomicSync = (path: string, data: string | Uint8Array, mod
     rmSync(tmp, { force: true })
     throw e
   }
+  fsyncDir(dir)
+}
+
+/** makes a rename or a new entry in dir durable */
+export const fsyncDir = (dir: string): void => {
   const d = openSync(dir, 'r')
   try {
     fsyncSync(d)

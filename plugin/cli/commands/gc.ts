@@ -12,7 +12,7 @@ export const builder = (y: Argv<GlobalOptions>) => y
   .option('keep', { type: 'number', default: 2, describe: 'revisions kept besides the current one (newest first)' })
   .option('revision', { type: 'string', describe: 'the current revision (default: PVDISK_REVISION, else 0)' })
   .option('prune-orphans', { type: 'boolean', default: false, describe: 'also remove permanent data of apps absent from the state for longer than --grace' })
-  .option('grace', { type: 'number', default: 30, describe: 'days an app must be absent before --prune-orphans removes its data' })
+  .option('grace', { type: 'number', default: 30, describe: 'days an app must be absent before --prune-orphans removes its data, and days gc keeps the old copy a migration left behind' })
 
 export const handler = async (argv: GlobalOptions & { dryRun: boolean, keep: number, revision?: string, pruneOrphans: boolean, grace: number }): Promise<CommandResult> => {
   const [{ runGc }, { loadState }, { currentRevision }, { PvdiskError }, { InvalidInputError }, { liveKernel }, { ProcessRunner }] = await Promise.all([

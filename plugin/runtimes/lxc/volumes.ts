@@ -20,6 +20,7 @@ import { isBindOf, mountAt, type MountEntry } from '../../host/kernel.js'
 import { withFstab, type FstabEntry } from '../../host/fstab.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
+import { followVolumes } from '../../volumes/migrate.js'
 import { appVolumes, currentRevision, emptyBootVolume, overlayLayersOf, prepareVolume } from '../../volumes/volumes.js'
 
 export interface VolumesOptions {
@@ -67,6 +68,7 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
   for (const v of volumes) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
   await guardStateVersion(ctx, opts.state)
   await disksUp(ctx, [...needed.values()])
+  await followVolumes(ctx, disks, volumes, revision)
   const out: VolumeMount[] = []
   const mounts = ctx.kernel.mounts()
   const entries: FstabEntry[] = imageVolumes(ctx, opts.state, app, checked.run?.raw, mounts, out)
