@@ -29,16 +29,18 @@ echo '{"#spec": "service-manifest-run@1", "storage": {"lxc-overlay": {"persisten
 R=\$(jq -r .root_hash \$A/_dm/data.squashfs.json)
 pv() { \$PV volumes "\$1" web --state \$W/state --root \$W/root >/dev/null; }
 pv up; pv down # warm the page cache and Node's
-P=(); V=(); K=(); Y=()
+P=(); V=(); K=(); Y=(); N=()
 for i in \$(seq \$RUNS); do
   t0=\$(now); mount -o loop,ro -t squashfs \$A/data.squashfs /tmp/plain; t1=\$(now); umount /tmp/plain
   t2=\$(now); pv up; t3=\$(now); pv down
   t4=\$(now); veritysetup open \$A/data.squashfs k \$A/data.squashfs.hash \$R; mount -o ro -t squashfs /dev/mapper/k /tmp/plain; t5=\$(now); umount /tmp/plain; veritysetup close k
   t6=\$(now); veritysetup verify \$A/data.squashfs \$A/data.squashfs.hash \$R; t7=\$(now)
+  t8=\$(now); node -e 0; t9=\$(now); N+=(\$(( (t9 - t8) / 1000000 )))
   P+=(\$(( (t1 - t0) / 1000000 ))); V+=(\$(( (t3 - t2) / 1000000 ))); K+=(\$(( (t5 - t4) / 1000000 ))); Y+=(\$(( (t7 - t6) / 1000000 )))
 done
 pm=\$(printf '%s\n' "\${P[@]}" | median); vm=\$(printf '%s\n' "\${V[@]}" | median); km=\$(printf '%s\n' "\${K[@]}" | median); ym=\$(printf '%s\n' "\${Y[@]}" | median)
-echo "\${MIB} MiB squashfs, medians of \$RUNS runs: plain loop mount \${pm} ms, pvdisk volumes up \${vm} ms, open + mount \${km} ms, verify \${ym} ms"
+nm=\$(printf '%s\n' "\${N[@]}" | median)
+echo "\${MIB} MiB squashfs, medians of \$RUNS runs: plain loop mount \${pm} ms, pvdisk volumes up \${vm} ms, open + mount \${km} ms, verify \${ym} ms, node -e 0 \${nm} ms"
 echo "pvdisk volumes up / plain mount: \$(echo "scale=2; \$vm / \$pm" | bc)"
 echo "open + mount (no verify) / plain mount: \$(echo "scale=2; \$km / \$pm" | bc)"
 echo "verify pass: \$(echo "scale=2; \$ym / \$MIB" | bc) ms per MiB"

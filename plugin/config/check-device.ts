@@ -3,6 +3,7 @@
 // run reports every problem; returns the index of usable disks for volume references.
 import { imageDir, pantavisorDmName, parseCryptPath, type CryptPath } from './crypt-path.js'
 import { checkOwnDisk, OWN_TYPES } from './check-own-disk.js'
+import { checkProvisioned } from './check-provisioned.js'
 import { isJsonObject, type Json } from './json-source.js'
 import { hostPathError, isPortableName, nameError } from './path-rules.js'
 import { appendPointer } from './pointer.js'
@@ -112,10 +113,7 @@ const checkDisk = (disk: { [key: string]: Json }, at: string, array: DiskArray, 
     const e = hostPathError(disk.mount_target)
     if (e) problems.error(e.code, `${at}/mount_target`, e.message, e.hint)
   }
-  if (type === 'swap-disk' || type === 'dual' || (type === 'volume-disk' && 'provision' in disk)) {
-    problems.warn('disk-not-provisioned', at, `disk "${name}" (${type}${type === 'volume-disk' ? ' with provision' : ''}) is validated but not provisioned by pvdisk`,
-      'Pantavisor provisions it on the device; pvdisk leaves it alone')
-  }
+  checkProvisioned(disk, type, name, at, problems)
   if (type === 'dual' && array !== 'disks_v3') {
     problems.warn('dual-not-in-v3', at, `dual disk "${name}" is in ${array}`, 'declare dual disks in disks_v3 so that older Pantavisor versions still boot')
   }

@@ -31,7 +31,11 @@ export interface DiskContext {
 export const hostPath = (ctx: DiskContext, p: string): string => (ctx.root === '/' ? p : join(ctx.root, p))
 
 /** Pantavisor's media dir: every disk mounts at <root>/media/pv/dmcrypt/<name> */
-export const mountPointOf = (ctx: DiskContext, disk: DiskEntry): string => hostPath(ctx, `/media/pv/dmcrypt/${disk.name}`)
+export const mountPointOf = (ctx: DiskContext, disk: DiskEntry): string =>
+  // a provisioned volume-disk is mounted at its mount_target, and its volumes live there (Pantavisor looks under the media path, where nothing is mounted)
+  disk.type === 'volume-disk' && 'provision' in disk.fields && typeof disk.fields.mount_target === 'string'
+    ? hostPath(ctx, disk.fields.mount_target)
+    : hostPath(ctx, `/media/pv/dmcrypt/${disk.name}`)
 
 export const lockDirOf = (ctx: DiskContext): string => hostPath(ctx, '/run/pvdisk/locks')
 

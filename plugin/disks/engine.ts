@@ -17,18 +17,28 @@ import { lockDirOf, type Backend, type DiskContext, type DiskStatus } from './co
 import { cryptBackend } from './crypt.js'
 import { fscryptBackend } from './fscrypt.js'
 import { recordExpected } from './expected.js'
+import { provisionedVolumeBackend } from './provisioned-volume.js'
+import { swapBackend } from './swap.js'
 
 const isBindDisk = (disk: DiskEntry): boolean =>
   disk.type === 'directory' || (disk.type === 'volume-disk' && !('provision' in disk.fields))
 
-/** swap, dual and provisioned volume disks are Pantavisor's to provision */
-export const isProvisionedByPvdisk = (disk: DiskEntry): boolean => disk.crypt !== undefined || disk.vault !== undefined || isBindDisk(disk)
+const isSwap = (disk: DiskEntry): boolean => disk.type === 'swap-disk'
+
+/** dual disks are still Pantavisor's to provision; every other type is pvdisk's */
+export const isProvisionedByPvdisk = (disk: DiskEntry): boolean => disk.crypt !== undefined || disk.vault !== undefined || isSwap(disk) || disk.type === 'volume-disk' || isBindDisk(disk)
 
 export const backendFor = (ctx: DiskContext, disk: DiskEntry): Backend | undefined => {
   if (disk.crypt) return cryptBackend(ctx, disk, disk.crypt)
   if (disk.vault !== undefined) return fscryptBackend(ctx, disk)
+  if (isSwap(disk)) return swapBackend(ctx, disk)
+  if (disk.type === 'volume-disk' && !isBindDisk(disk)) return provisionedVolumeBackend(ctx, disk)
   return isBindDisk(disk) ? bindBackend(ctx, disk) : undefined
 }
+
+/** swap comes up before the other disks and goes down after them, as in Pantavisor */
+const swapFirst = (disks: DiskEntry[], op: 'up' | 'down' | { recover: Buffer }): DiskEntry[] =>
+  op === 'down' ? [...disks.filter(d => !isSwap(d)), ...disks.filter(isSwap)] : [...disks.filter(isSwap), ...disks.filter(d => !isSwap(d))]
 
 /** NAME arguments (names or aliases), or every disk pvdisk provisions */
 export const selectDisks = (index: DiskIndex, names: readonly string[]): DiskEntry[] => {
@@ -63,7 +73,7 @@ export interface DiskOutcome {
 }
 
 const each = async (ctx: DiskContext, disks: DiskEntry[], op: 'up' | 'down' | { recover: Buffer }): Promise<DiskOutcome[]> => {
-  const pairs = backendsOf(ctx, disks)
+  const pairs = backendsOf(ctx, swapFirst(disks, op))
   requireRoot(ctx)
   if (!ctx.runner.planning) requireTools([...new Set(pairs.flatMap(([, b]) => b.tools()))])
   const out: DiskOutcome[] = []

@@ -89,18 +89,21 @@ t.test('types: strict arrays error, disks_v3 warns and skips', async t => {
   t.match(at(v3.problems, '/volumes/v/disk'), { hint: /disks_v3/ })
 })
 
-t.test('swap, dual and provisioned volume disks are validated but not provisioned', async t => {
-  sameSet(t, check(device([{ name: 's', type: 'swap-disk', provision: 'zram', provision_options: 'disksize=38M', format: 'swap' }])).list,
-    ['W disk-not-provisioned /disks/0'])
-  sameSet(t, check(device([{ name: 's', type: 'swap-disk' }])).list, ['E schema-required /disks/0/provision', 'W disk-not-provisioned /disks/0'])
+t.test('swap and provisioned volume disks are validated and provisioned; dual disks are validated only', async t => {
+  sameSet(t, check(device([{ name: 's', type: 'swap-disk', provision: 'zram', provision_options: 'disksize=38M', format: 'swap' }])).list, [])
+  sameSet(t, check(device([{ name: 's', type: 'swap-disk' }])).list, ['E schema-required /disks/0/provision'])
   sameSet(t, check(device([{ name: 'v', type: 'volume-disk', provision: 'block' }])).list,
-    ['E schema-required /disks/0/format', 'E schema-required /disks/0/mount_target', 'E schema-required /disks/0/path', 'W disk-not-provisioned /disks/0'])
+    ['E schema-required /disks/0/format', 'E schema-required /disks/0/mount_target', 'E schema-required /disks/0/path'])
+  sameSet(t, check(device([{ name: 'f', type: 'swap-disk', provision: 'file', path: '/storage/swapfile', provision_options: 'size=64M' }])).list, [])
+  const noSize = check(device([{ name: 'f', type: 'swap-disk', provision: 'file', path: '/storage/swapfile' }, { name: 'g', type: 'swap-disk', provision: 'file', path: '/storage/g', provision_options: 'size=lots' }]))
+  sameSet(t, noSize.list, ['E swap-size-invalid /disks/0/provision_options', 'E swap-size-invalid /disks/1/provision_options'])
+  t.match(at(noSize.problems, '/disks/1/provision_options'), { message: /"size=lots" is not a size/, hint: /size=256M/ })
   sameSet(t, check(device([versatile('a'), versatile('b', '/b/v.img,2,k')],
     { disks_v3: [{ name: 'd', type: 'dual', disks: ['a', 'b', 'nope'], init_order: ['primary', 'create-primary'] }] })).list,
   ['W disk-not-provisioned /disks_v3/0', 'E dual-disk-unknown /disks_v3/0/disks/2'])
   sameSet(t, check(device([{ name: 'd', type: 'dual', disks: [], init_order: [] }])).list, ['W disk-not-provisioned /disks/0', 'W dual-not-in-v3 /disks/0'])
   sameSet(t, check({ groups: [], disks_v3: [{ name: 's', type: 'swap-disk', provision: 'zram' }, { name: 'd', type: 'dual', disks: ['s'], init_order: ['bogus'] }] }).list,
-    ['W disk-not-provisioned /disks_v3/0', 'E schema-enum /disks_v3/1/init_order/0', 'W disk-not-provisioned /disks_v3/1', 'E dual-disk-unusable /disks_v3/1/disks/0'])
+    ['E schema-enum /disks_v3/1/init_order/0', 'W disk-not-provisioned /disks_v3/1', 'E dual-disk-unusable /disks_v3/1/disks/0'])
 })
 
 t.test('default must be the string "yes", once', async t => {
@@ -123,7 +126,7 @@ t.test('missing groups, empty arrays, typos, ignored fields', async t => {
   sameSet(t, check({ disks: [versatile('a')] }).list, ['W groups-missing '])
   sameSet(t, check(device([])).list, ['E disks-empty /disks'])
   sameSet(t, check(device([{ name: 'a', type: 'swap-disk', provision: 'zram', provision_ops: 'disksize=1M' }])).list,
-    ['W disk-not-provisioned /disks/0', 'W unknown-key /disks/0/provision_ops'])
+    ['W unknown-key /disks/0/provision_ops'])
   sameSet(t, check({ groups: [], disk: [] }).list, ['W unknown-key /disk'])
   sameSet(t, check(device([versatile('a', undefined, { format: 'ext3', mount_target: '/m' })])).list,
     ['W field-ignored /disks/0/format', 'W field-ignored /disks/0/mount_target'])
@@ -156,7 +159,7 @@ t.test('volumes: persistence, disk references and names', async t => {
   t.match(at(r.problems, '/volumes/b/persistence'), { hint: /write "boot"/ })
   t.match(at(r.problems, '/volumes/c/disk'), { hint: /did you mean "secure-disk"/ })
   const swap = check(device([{ name: 's', type: 'swap-disk', provision: 'zram' }], { volumes: { v: { persistence: 'boot', disk: 's' } } }))
-  sameSet(t, swap.list, ['W disk-not-provisioned /disks/0', 'E persistence-disk-unusable /volumes/v/disk'])
+  sameSet(t, swap.list, ['E persistence-disk-unusable /volumes/v/disk'])
   t.equal(check({ groups: [], volumes: { v: { persistence: 'boot', disk: 'x' } } }).problems[0]?.hint, 'declare a disk named "x" in device.json "disks"')
 })
 

@@ -137,6 +137,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
 
   const needed = new Map<string, DiskEntry>()
   for (const v of [...volumesOf.values()].flat()) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
+  for (const d of state.disks.disks.values()) if (d.type === 'swap-disk') needed.set(d.name, d) // swap comes up with the state, as in Pantavisor
   await guardStateVersion(ctx, opts.state)
   for (const d of await disksUp(ctx, [...needed.values()])) log(`disk ${d.name}: ${d.result}`)
 
