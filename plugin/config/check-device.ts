@@ -30,6 +30,7 @@ export interface DiskEntry {
   vault?: string
   /** dm-crypt-luks2 and fscrypt: how the key is unlocked */
   unlock?: UnlockSpec
+  subDisks?: DiskEntry[] // dual: its sub-disks, primary first, when every one resolves to a usable disk
 }
 
 export interface DiskIndex {
@@ -113,7 +114,7 @@ const checkDisk = (disk: { [key: string]: Json }, at: string, array: DiskArray, 
     const e = hostPathError(disk.mount_target)
     if (e) problems.error(e.code, `${at}/mount_target`, e.message, e.hint)
   }
-  checkProvisioned(disk, type, name, at, problems)
+  checkProvisioned(disk, type, at, problems)
   if (type === 'dual' && array !== 'disks_v3') {
     problems.warn('dual-not-in-v3', at, `dual disk "${name}" is in ${array}`, 'declare dual disks in disks_v3 so that older Pantavisor versions still boot')
   }
@@ -192,6 +193,8 @@ const checkDefaults = (entries: DiskEntry[], problems: FileProblems): void => {
 const checkDual = (entries: DiskEntry[], index: DiskIndex, problems: FileProblems): void => {
   for (const e of entries) {
     if (e.type !== 'dual' || !Array.isArray(e.fields.disks)) continue
+    const subs = e.fields.disks.map(sub => (typeof sub === 'string' ? resolveDisk(index, sub) : undefined))
+    if (subs.length > 0 && subs.every(d => d !== undefined && d.type !== 'dual' && d.type !== 'swap-disk')) e.subDisks = subs as DiskEntry[]
     e.fields.disks.forEach((sub, i) => {
       if (typeof sub !== 'string') return
       const target = resolveDisk(index, sub)

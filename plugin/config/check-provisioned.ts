@@ -1,13 +1,9 @@
-// Checks of the disks Pantavisor provisions from a declaration: swap-disk, volume-disk with
-// provision, dual (which pvdisk does not provision yet).
+// Checks of the disks Pantavisor provisions from a declaration: a swap file needs its size.
 import type { Json } from './json-source.js'
 import type { FileProblems } from './problems.js'
 import { parseSize } from './dd-size.js'
 
-export const checkProvisioned = (disk: { [k: string]: Json }, type: string, name: string, at: string, problems: FileProblems): void => {
-  if (type === 'dual') {
-    problems.warn('disk-not-provisioned', at, `disk "${name}" (dual) is validated but not provisioned by pvdisk`, 'Pantavisor provisions it on the device; pvdisk leaves it alone')
-  }
+export const checkProvisioned = (disk: { [k: string]: Json }, type: string, at: string, problems: FileProblems): void => {
   if (type === 'swap-disk' && disk.provision === 'file') {
     const size = /(?:^|\s)size=(\S*)/.exec(typeof disk.provision_options === 'string' ? disk.provision_options : '')?.[1]
     if (size === undefined || parseSize(size) === undefined) {

@@ -19,19 +19,22 @@ import { fscryptBackend } from './fscrypt.js'
 import { recordExpected } from './expected.js'
 import { provisionedVolumeBackend } from './provisioned-volume.js'
 import { swapBackend } from './swap.js'
+import { dualBackend } from './dual.js'
 
 const isBindDisk = (disk: DiskEntry): boolean =>
   disk.type === 'directory' || (disk.type === 'volume-disk' && !('provision' in disk.fields))
 
 const isSwap = (disk: DiskEntry): boolean => disk.type === 'swap-disk'
 
-/** dual disks are still Pantavisor's to provision; every other type is pvdisk's */
-export const isProvisionedByPvdisk = (disk: DiskEntry): boolean => disk.crypt !== undefined || disk.vault !== undefined || isSwap(disk) || disk.type === 'volume-disk' || isBindDisk(disk)
+/** every type Pantavisor knows, and pvdisk's own (a dual disk whose sub-disks resolve) */
+export const isProvisionedByPvdisk = (disk: DiskEntry): boolean =>
+  disk.crypt !== undefined || disk.vault !== undefined || isSwap(disk) || disk.type === 'volume-disk' || isBindDisk(disk) || (disk.type === 'dual' && disk.subDisks !== undefined)
 
 export const backendFor = (ctx: DiskContext, disk: DiskEntry): Backend | undefined => {
   if (disk.crypt) return cryptBackend(ctx, disk, disk.crypt)
   if (disk.vault !== undefined) return fscryptBackend(ctx, disk)
   if (isSwap(disk)) return swapBackend(ctx, disk)
+  if (disk.type === 'dual') return disk.subDisks ? dualBackend(ctx, disk, d => backendFor(ctx, d)) : undefined
   if (disk.type === 'volume-disk' && !isBindDisk(disk)) return provisionedVolumeBackend(ctx, disk)
   return isBindDisk(disk) ? bindBackend(ctx, disk) : undefined
 }

@@ -89,7 +89,7 @@ t.test('types: strict arrays error, disks_v3 warns and skips', async t => {
   t.match(at(v3.problems, '/volumes/v/disk'), { hint: /disks_v3/ })
 })
 
-t.test('swap and provisioned volume disks are validated and provisioned; dual disks are validated only', async t => {
+t.test('swap, dual and provisioned volume disks are validated', async t => {
   sameSet(t, check(device([{ name: 's', type: 'swap-disk', provision: 'zram', provision_options: 'disksize=38M', format: 'swap' }])).list, [])
   sameSet(t, check(device([{ name: 's', type: 'swap-disk' }])).list, ['E schema-required /disks/0/provision'])
   sameSet(t, check(device([{ name: 'v', type: 'volume-disk', provision: 'block' }])).list,
@@ -100,10 +100,10 @@ t.test('swap and provisioned volume disks are validated and provisioned; dual di
   t.match(at(noSize.problems, '/disks/1/provision_options'), { message: /"size=lots" is not a size/, hint: /size=256M/ })
   sameSet(t, check(device([versatile('a'), versatile('b', '/b/v.img,2,k')],
     { disks_v3: [{ name: 'd', type: 'dual', disks: ['a', 'b', 'nope'], init_order: ['primary', 'create-primary'] }] })).list,
-  ['W disk-not-provisioned /disks_v3/0', 'E dual-disk-unknown /disks_v3/0/disks/2'])
-  sameSet(t, check(device([{ name: 'd', type: 'dual', disks: [], init_order: [] }])).list, ['W disk-not-provisioned /disks/0', 'W dual-not-in-v3 /disks/0'])
+  ['E dual-disk-unknown /disks_v3/0/disks/2'])
+  sameSet(t, check(device([{ name: 'd', type: 'dual', disks: [], init_order: [] }])).list, ['W dual-not-in-v3 /disks/0'])
   sameSet(t, check({ groups: [], disks_v3: [{ name: 's', type: 'swap-disk', provision: 'zram' }, { name: 'd', type: 'dual', disks: ['s'], init_order: ['bogus'] }] }).list,
-    ['E schema-enum /disks_v3/1/init_order/0', 'W disk-not-provisioned /disks_v3/1', 'E dual-disk-unusable /disks_v3/1/disks/0'])
+    ['E schema-enum /disks_v3/1/init_order/0', 'E dual-disk-unusable /disks_v3/1/disks/0'])
 })
 
 t.test('default must be the string "yes", once', async t => {

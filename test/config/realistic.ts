@@ -11,7 +11,7 @@ const expected: Record<string, string[]> = {
   'default-skel.json': [],
   'imx-caam-override.json': ['W groups-missing '],
   'legacy-directory.json': [],
-  'disks-v3-dual.json': ['W crypt-image-name-collision /disks_v3/1/path', 'W disk-not-provisioned /disks_v3/2',
+  'disks-v3-dual.json': ['W crypt-image-name-collision /disks_v3/1/path',
     'W disk-type-unknown /disks_v3/3/type'],
   'docker-skel.json': [],
 }

@@ -18,7 +18,6 @@ const device = json({
   disks: [
     { name: 'data', type: 'volume-disk' },
     { name: 'legacy', type: 'directory', path: '/storage/disks/legacy/' },
-    { name: 'both', type: 'dual', disks: ['data', 'legacy'], init_order: ['primary'] },
   ],
 })
 
@@ -127,9 +126,6 @@ t.test('usage: unknown disks, unprovisioned types, an invalid device.json', asyn
   const unknown = run(['disk', 'up', 'dat', ...base])
   t.equal(unknown.status, 2)
   t.match(unknown.stderr, /no disk named "dat".*\n.*did you mean "data"\?/)
-  const dual = run(['disk', 'up', 'both', ...base])
-  t.equal(dual.status, 2)
-  t.match(dual.stderr, /dual\) is not provisioned by pvdisk/)
   const bad = run(['disk', 'status', '--state', join(dir, 'bad')])
   t.equal(bad.status, 2)
   t.match(bad.stderr, /schema-required/)
