@@ -7,7 +7,6 @@ import { hostPath, type DiskContext } from '../../disks/context.js'
 import { mountAt, type MountEntry } from '../../host/kernel.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { backendFor, disksUp } from '../../disks/engine.js'
-import { followVolumes } from '../../volumes/migrate.js'
 import { emptyBootVolume, mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
 import type { DriverVolume } from './driver-state.js'
 import { appProblems, checkApp } from '../../config/state.js'
@@ -59,7 +58,6 @@ export const mountVolume = async (env: MountEnv, v: DriverVolume, first: boolean
   const av = asAppVolume(env, v)
   // the disk is up most of the time: then a look at the mount table is enough, with no lock or tool lookup
   if (av.disk && backendFor(env.ctx, av.disk)?.status().state !== 'mounted') await disksUp(env.ctx, [av.disk])
-  if (first) await followVolumes(env.ctx, env.disks, [av], env.revision) // its first user: its data follows it if it moved
   if (!isTmpfs(v)) {
     const src = prepareVolume(env.ctx, av, env.revision)
     if (first) emptyBootVolume(env.ctx, av, env.revision) // its first user is starting
