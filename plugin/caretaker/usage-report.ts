@@ -64,7 +64,8 @@ export const collectUsage = (ctx: DiskContext, index: DiskIndex, cache: TreeCach
   for (const d of [...index.disks.values()].filter(isProvisionedByPvdisk)) {
     const status = backendFor(ctx, d)?.status()
     const u: DiskUsage = { disk: d.name, type: d.type, state: status?.state ?? 'absent', mountPoint: mountPointOf(ctx, d) }
-    if (status?.state === 'mounted') {
+    if (status?.state === 'mounted' && d.type === 'swap-disk') Object.assign(u, { size: status.size, used: status.used, free: status.free }) // swapping: /proc/swaps' figures
+    else if (status?.state === 'mounted') {
       Object.assign(u, fsUsageOf(u.mountPoint))
       measure(d.name, u.mountPoint)
     }

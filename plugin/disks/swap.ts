@@ -14,11 +14,13 @@ import { hostPath, type Backend, type DiskContext, type DiskStatus } from './con
 import { parseSize } from '../config/dd-size.js'
 import { probe, provisionOptionsOf, refuseForeign, zramDevice, zramRecord, zramReset } from './provision-utils.js'
 
-/** the paths the kernel swaps to now (/proc/swaps, its octal escapes undone) */
-export const activeSwaps = (): string[] => {
+/** what the kernel swaps to now (/proc/swaps, its octal escapes undone), with sizes in bytes */
+export const activeSwaps = (): { path: string, size: number, used: number }[] => {
   try {
-    return readFileSync('/proc/swaps', 'utf8').split('\n').slice(1).filter(Boolean)
-      .map(l => (l.split(/\s+/)[0] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    return readFileSync('/proc/swaps', 'utf8').split('\n').slice(1).filter(Boolean).map(l => {
+      const [path = '', , size = '0', used = '0'] = l.split(/\s+/)
+      return { path: path.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))), size: Number(size) * 1024, used: Number(used) * 1024 }
+    })
   } catch {
     return []
   }
@@ -71,20 +73,21 @@ export const swapBackend = (ctx: DiskContext, disk: DiskEntry): Backend => {
     const n = zramRecord(ctx)[disk.name]
     return n === undefined ? undefined : `/dev/zram${n}`
   }
-  const isOn = (p: string | undefined): boolean => {
-    if (p === undefined) return false
-    let real = p
+  const activeOf = (p: string | undefined) => {
+    if (p === undefined) return undefined
     try {
-      real = realpathSync(p)
+      const real = realpathSync(p)
+      return activeSwaps().find(a => a.path === real)
     } catch {
-      return false
+      return undefined
     }
-    return activeSwaps().includes(real)
   }
+  const isOn = (p: string | undefined): boolean => activeOf(p) !== undefined
   const status = (): DiskStatus => {
     const p = pathNow()
     const base = { name: disk.name, type: disk.type, mountPoint: '(swap)', backing: p ?? 'zram', problems: [] as string[] }
-    if (isOn(p)) return { ...base, state: 'mounted' }
+    const on = activeOf(p)
+    if (on) return { ...base, state: 'mounted', size: on.size, used: on.used, free: on.size - on.used }
     return { ...base, state: p !== undefined && statSync(p, { throwIfNoEntry: false }) ? 'provisioned' : 'absent' }
   }
   const extra = (): string[] => (str(disk.fields.format_options) ?? '').split(/\s+/).filter(Boolean)

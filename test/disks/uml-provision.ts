@@ -9,7 +9,7 @@ t.setTimeout(1_200_000)
 t.test('provisioned disks on a real kernel', async t => {
   await runGuest(t, 'provision', ['block', 'swapfile', 'zram', 'dual'], [
     /^block volume-disk: formatted once with format_options, mounted with MS_\* options, data kept across down and up, a device holding swap refused$/,
-    /^swap file: made once at its size \(0600\), on with up, off with down, never recreated, a file with data refused, kill -9 converges$/,
+    /^swap file: made once at its size \(0600\), on with up, off with down, never recreated, a file with data refused, kill -9 converges; block swap too$/,
     /^zram: swap and a volume-disk set up from provision_options \(swap first\), reset on down$/,
     /^dual: copy-once-to-primary from a dm-crypt-versatile disk onto a new one, verified and marked once, then primary; kill -9 at each of \d+ steps converges$/,
   ], fileURLToPath(new URL('../fixtures/uml/guest-provision.sh', import.meta.url)))

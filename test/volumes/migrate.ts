@@ -85,6 +85,7 @@ t.test('volumes up: a volume moved to another disk takes its data along, once; -
     t.match(dry.stdout, /^web \/data: permanent@a -> permanent@b, \d+ files, [\d.]+[KMG]? \(would move\)\n {2}\S+\/a\/perm\/web\/docker--data -> \S+\/b\/perm\/web\/docker--data$/m)
     t.notMatch(dry.stdout, /cache/, 'a revision volume of a new revision starts empty, as always: nothing to move')
     t.notOk(existsSync(B), 'a dry run moves nothing')
+    t.match(pv(['plan']).stdout, /^# migrate \/data of web: \S+\/a\/perm\/web\/docker--data to \S+\/b\/perm\/web\/docker--data \(cp -a/m, 'plan shows it too')
 
     const up = pv(['volumes', 'up', 'web', '--revision', '2'])
     t.equal(up.status, 0, up.stderr)

@@ -4,7 +4,7 @@ import type { CommandResult, GlobalOptions } from '../cli-types.js'
 
 export const command = 'plan'
 
-export const describe = 'print the exact commands pvdisk up would run for the disks, shell-quoted; runs nothing'
+export const describe = 'print the exact commands pvdisk up would run for the disks, shell-quoted, and the volumes whose data would move; runs nothing'
 
 export const builder = (y: Argv<GlobalOptions>) => y
 
@@ -12,5 +12,17 @@ export const handler = async (argv: GlobalOptions): Promise<CommandResult> => {
   const { diskSession } = await import('../disk-session.js')
   const session = await diskSession(argv, true)
   await session.up(session.select([]))
-  return { data: { plan: session.plan() }, lines: session.plan(), exitCode: 0 }
+  const lines = [...session.plan(), ...await migrationLines(argv)]
+  return { data: { plan: lines }, lines, exitCode: 0 }
+}
+
+/** the volumes whose data would move at the next start (none listed while the state's apps have errors: validate shows them) */
+const migrationLines = async (argv: GlobalOptions): Promise<string[]> => {
+  const { stateMigrations } = await import('../../volumes/migrate-state.js')
+  try {
+    const moves = await stateMigrations({ state: argv.state, root: argv.root, dryRun: true })
+    return moves.map(m => `# migrate ${m.containerPath ?? m.volume} of ${m.app}: ${m.from} to ${m.to} (cp -a beside it, compare every byte, sync, rename)`)
+  } catch {
+    return []
+  }
 }
