@@ -9,6 +9,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startDockerd } from '../fixtures/dockerd.js'
+import { makeBusyboxRootfs } from '../fixtures/busybox.js'
+import { findInPath } from '../../plugin/host/run.js'
 import { json, unmountUnder, until } from '../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
@@ -201,5 +203,33 @@ t.test('pvdisk up with a running container: the next revision moves /data to ano
     const was = { ...before }
     delete was['/starts']
     t.same(after, was, 'every other file, mode and owner is intact')
+  })
+})
+
+t.test('the OCI hook under runc: a volume moved to another disk reaches the next container with its data', async t => {
+  if (!requirePrereq(t, findInPath('runc') !== undefined, 'runc is not installed (it comes with docker.io)')) return
+  if (!requirePrereq(t, isRoot(), 'runc needs root')) return
+  await withSetup(t, async ({ dir, state, root, A, B, moveTo }) => {
+    const hookProgram = fileURLToPath(new URL('../../dist/pvdisk-oci-hook.mjs', import.meta.url))
+    const run = (name: string, cmd: string) => {
+      const b = join(dir, `bundle-${name}`)
+      makeBusyboxRootfs(join(b, 'rootfs'))
+      spawnSync('runc', ['spec', '--bundle', b])
+      const config = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'))
+      Object.assign(config.process, { terminal: false, args: ['sh', '-c', cmd] })
+      config.root.readonly = false
+      config.annotations = { 'io.pvdisk.state': state, 'io.pvdisk.app': 'web', 'io.pvdisk.root': root }
+      config.hooks = { createRuntime: [{ path: process.execPath, args: [process.execPath, hookProgram, '--stage', 'createRuntime'], timeout: 60 }] }
+      writeFileSync(join(b, 'config.json'), JSON.stringify(config))
+      return spawnSync('runc', ['--root', join(dir, 'runc'), 'run', '--bundle', b, `pvdisk-migrate-${name}-${process.pid}`], { encoding: 'utf8', timeout: 60_000 })
+    }
+    const first = run('1', 'echo from-the-first > /data/f; chmod 600 /data/f')
+    t.equal(first.status, 0, first.stderr)
+    t.equal(readFileSync(join(A, 'f'), 'utf8'), 'from-the-first\n', 'the first container wrote to disk a')
+    moveTo('permanent@b')
+    const second = run('2', 'cat /data/f; stat -c %a /data/f')
+    t.equal(second.status, 0, second.stderr)
+    t.equal(second.stdout, 'from-the-first\n600\n', 'the second container, with /data on disk b, reads the first one\'s file, mode intact')
+    t.equal(readFileSync(join(B, 'f'), 'utf8'), 'from-the-first\n')
   })
 })
