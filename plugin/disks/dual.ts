@@ -12,7 +12,7 @@ import { errorSaid, PvdiskError } from '../errors.js'
 import { writeFileAtomicSync } from '../host/atomic-write.js'
 import { isBindOf, mountAt } from '../host/kernel.js'
 import { mkdirNoFollow } from '../host/no-follow.js'
-import { compareTrees, copyTree } from '../host/tree-copy.js'
+import { copyVerified } from '../host/tree-copy.js'
 import { act, fsUsage, hostPath, lockDirOf, mountPointOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
 import { acquireLock } from './lock.js'
 
@@ -65,8 +65,7 @@ export const dualBackend = (ctx: DiskContext, disk: DiskEntry, backendOf: (d: Di
     await primary.b.up()
     const from = mountPointOf(ctx, secondary.d)
     const to = mountPointOf(ctx, primary.d)
-    await copyTree(ctx.runner, from, to)
-    const diff = ctx.runner.planning ? undefined : compareTrees(from, to)
+    const diff = await copyVerified(ctx.runner, from, to)
     if (diff) throw new PvdiskError('EDISK', `the copy of "${secondary.d.name}" onto "${primary.d.name}" is not exact (${diff})`)
     await ctx.runner.run({ argv: ['sync', '-f', '--', to] })
     ctx.runner.note(`mark the copy done: ${marker}`)

@@ -11,7 +11,7 @@ import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-dev
 import { hostPath, lockDirOf, type DiskContext } from '../disks/context.js'
 import { backendFor, disksUp, isProvisionedByPvdisk } from '../disks/engine.js'
 import { PvdiskError } from '../errors.js'
-import { compareTrees, copyTree, freeBytesAt, treeSize } from '../host/tree-copy.js'
+import { copyVerified, freeBytesAt, treeSize } from '../host/tree-copy.js'
 import { describePlacement, journalSet, placementOf, readJournal, readPlacements, recordPlacements, samePlacement, writeJournal, type Placement } from './placements.js'
 import { prepareVolume, volumeSource, type AppVolume } from './volumes.js'
 import { acquireLock } from '../disks/lock.js'
@@ -119,8 +119,7 @@ export const runMigration = async (ctx: DiskContext, v: AppVolume, m: Migration,
         ['free space on the new disk, or make it larger, then run pvdisk migrate'])
     }
     mkdirSync(tmp, { mode: 0o700 })
-    await copyTree(ctx.runner, m.from, tmp)
-    const diff = compareTrees(m.from, tmp)
+    const diff = await copyVerified(ctx.runner, m.from, tmp)
     if (diff) throw new PvdiskError('EDISK', `the copy of ${m.from} is not exact (${diff}); nothing started`, [`the copy is left in ${tmp} for inspection; the data stays in ${m.from}`])
     await ctx.runner.run({ argv: ['sync', '-f', '--', tmp] })
     ctx.runner.note(`record the copy of ${m.from} to ${m.to}`)
