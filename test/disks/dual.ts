@@ -63,13 +63,18 @@ const fill = (dir: string): void => {
   chmodSync(join(dir, 'perm/web/docker--data/sub'), 0o700)
 }
 
+/** the secondary made and filled through the dual, then init_order set to copy it once */
+const oldDataThenCopyOnce = (pv: (args: string[]) => unknown, root: string, setOrder: (o: string[]) => void): void => {
+  pv(['disk', 'up', 'd'])
+  fill(D(root, 'd'))
+  pv(['disk', 'down', 'd'])
+  setOrder(['copy-once-to-primary', 'primary'])
+}
+
 t.test('copy-once-to-primary: the secondary\'s data onto the new primary, verified, marked, then primary from then on', async t => {
   if (!requirePrereq(t, isRoot(), 'bind disks need root')) return
   await withState(t, ['create-secondary'], async ({ pv, root, setOrder }) => {
-    pv(['disk', 'up', 'd'])
-    fill(D(root, 'd'))
-    pv(['disk', 'down', 'd'])
-    setOrder(['copy-once-to-primary', 'primary'])
+    oldDataThenCopyOnce(pv, root, setOrder)
     const up = pv(['disk', 'up', 'd'])
     t.equal(up.status, 0, String(up.stderr))
     t.match(String(up.stdout), /^d: copied secondary "old" onto primary "new" and mounted it$/m)
@@ -87,10 +92,7 @@ t.test('copy-once-to-primary: the secondary\'s data onto the new primary, verifi
 t.test('kill -9 at every step of copy-once-to-primary: never marked before the copy is complete; the rerun finishes it', async t => {
   if (!requirePrereq(t, isRoot(), 'bind disks need root')) return
   await withState(t, ['create-secondary'], async ({ pv, root, setOrder }) => {
-    pv(['disk', 'up', 'd'])
-    fill(D(root, 'd'))
-    pv(['disk', 'down', 'd'])
-    setOrder(['copy-once-to-primary', 'primary'])
+    oldDataThenCopyOnce(pv, root, setOrder)
     const marker = join(root, 'var/lib/pvdisk/dual_new_old.init_done')
     let crashes = 0
     for (let step = 1; step <= 30; step++) {
