@@ -21,15 +21,80 @@ export const dualMarkerOf = (ctx: DiskContext, disk: DiskEntry): string =>
 
 const steps = (disk: DiskEntry): string[] => (Array.isArray(disk.fields.init_order) ? disk.fields.init_order.filter((s): s is string => typeof s === 'string') : [])
 
-export const dualBackend = (ctx: DiskContext, disk: DiskEntry, backendOf: (d: DiskEntry) => Backend | undefined): Backend => {
+interface Dual {
+  ctx: DiskContext
+  disk: DiskEntry
+  subs: DiskEntry[]
+  mnt: string
+  sub: (i: number) => { d: DiskEntry, b: Backend }
+  bind: (d: DiskEntry) => Promise<void>
+}
+
+const dualOf = (ctx: DiskContext, disk: DiskEntry, backendOf: (d: DiskEntry) => Backend | undefined): Dual => {
   const subs = disk.subDisks ?? []
   const mnt = mountPointOf(ctx, disk)
-  const sub = (i: number): { d: DiskEntry, b: Backend } => {
-    const d = subs[i]
-    const b = d && backendOf(d)
-    if (!d || !b) throw new PvdiskError('EINVALID', `dual disk "${disk.name}" has no ${i === 0 ? 'primary' : 'secondary'} sub-disk pvdisk can provision`)
-    return { d, b }
+  return {
+    ctx, disk, subs, mnt,
+    sub: (i: number) => {
+      const d = subs[i]
+      const b = d && backendOf(d)
+      if (!d || !b) throw new PvdiskError('EINVALID', `dual disk "${disk.name}" has no ${i === 0 ? 'primary' : 'secondary'} sub-disk pvdisk can provision`)
+      return { d, b }
+    },
+    bind: async (d: DiskEntry) => {
+      act.mkdirp(ctx, mnt)
+      await ctx.runner.run({ argv: ['mount', '--bind', '--', mountPointOf(ctx, d), mnt] })
+    },
   }
+}
+
+/** a sub-disk up (created only when allowed), then bound at the dual's place */
+const mountSub = async (x: Dual, i: number, create: boolean): Promise<string> => {
+  const { d, b } = x.sub(i)
+  if (!create && b.status().state === 'absent') throw new PvdiskError('EDISK', `"${d.name}" does not exist yet`)
+  await b.up()
+  await x.bind(d)
+  return `mounted ${i === 0 ? 'primary' : 'secondary'} "${d.name}"`
+}
+
+/** the secondary's content onto the primary, proven, synced, then marked; undefined when it was done before */
+const copyOnce = async (x: Dual): Promise<string | undefined> => {
+  const { ctx, disk } = x
+  const marker = dualMarkerOf(ctx, disk)
+  if (existsSync(marker)) return undefined // done once: the next action mounts the primary
+  const primary = x.sub(0)
+  const secondary = x.sub(1)
+  if (secondary.b.status().state === 'absent') throw new PvdiskError('EDISK', `the secondary "${secondary.d.name}" does not exist, nothing to copy`)
+  await secondary.b.up()
+  await primary.b.up()
+  const to = mountPointOf(ctx, primary.d)
+  const diff = await copyVerified(ctx.runner, mountPointOf(ctx, secondary.d), to)
+  if (diff) throw new PvdiskError('EDISK', `the copy of "${secondary.d.name}" onto "${primary.d.name}" is not exact (${diff})`)
+  await ctx.runner.run({ argv: ['sync', '-f', '--', to] })
+  ctx.runner.note(`mark the copy done: ${marker}`)
+  if (!ctx.runner.planning) {
+    mkdirNoFollow(ctx.root, hostPath(ctx, '/var/lib/pvdisk'), 0o700)
+    writeFileAtomicSync(marker, '', 0o644)
+  }
+  await secondary.b.down()
+  await x.bind(primary.d)
+  return `copied secondary "${secondary.d.name}" onto primary "${primary.d.name}" and mounted it`
+}
+
+const tryStep = (x: Dual, step: string): Promise<string | undefined> => {
+  switch (step) {
+    case 'primary': return mountSub(x, 0, false)
+    case 'secondary': return mountSub(x, 1, false)
+    case 'create-primary': return mountSub(x, 0, true)
+    case 'create-secondary': return mountSub(x, 1, true)
+    case 'copy-once-to-primary': return copyOnce(x)
+    default: throw new PvdiskError('EINVALID', `unknown init_order action "${step}"`)
+  }
+}
+
+export const dualBackend = (ctx: DiskContext, disk: DiskEntry, backendOf: (d: DiskEntry) => Backend | undefined): Backend => {
+  const x = dualOf(ctx, disk, backendOf)
+  const { subs, mnt } = x
   const winner = (): DiskEntry | undefined => {
     const mounts = ctx.kernel.mounts()
     const at = mountAt(mounts, mnt)
@@ -42,50 +107,6 @@ export const dualBackend = (ctx: DiskContext, disk: DiskEntry, backendOf: (d: Di
     const at = mountAt(ctx.kernel.mounts(), mnt)
     if (at) return { ...base, state: 'provisioned', problems: [`${mnt} is mounted from something else (${at.source}${at.root})`] }
     return { ...base, state: subs.some(s => backendOf(s)?.status().state !== 'absent') ? 'provisioned' : 'absent' }
-  }
-  const bind = async (d: DiskEntry): Promise<void> => {
-    act.mkdirp(ctx, mnt)
-    await ctx.runner.run({ argv: ['mount', '--bind', '--', mountPointOf(ctx, d), mnt] })
-  }
-  /** a sub-disk up (created only when allowed), then bound at the dual's place */
-  const mountSub = async (i: number, create: boolean): Promise<string> => {
-    const { d, b } = sub(i)
-    if (!create && b.status().state === 'absent') throw new PvdiskError('EDISK', `"${d.name}" does not exist yet`)
-    await b.up()
-    await bind(d)
-    return `mounted ${i === 0 ? 'primary' : 'secondary'} "${d.name}"`
-  }
-  const copyOnce = async (): Promise<string | undefined> => {
-    const marker = dualMarkerOf(ctx, disk)
-    if (existsSync(marker)) return undefined // done once: the next action mounts the primary
-    const primary = sub(0)
-    const secondary = sub(1)
-    if (secondary.b.status().state === 'absent') throw new PvdiskError('EDISK', `the secondary "${secondary.d.name}" does not exist, nothing to copy`)
-    await secondary.b.up()
-    await primary.b.up()
-    const from = mountPointOf(ctx, secondary.d)
-    const to = mountPointOf(ctx, primary.d)
-    const diff = await copyVerified(ctx.runner, from, to)
-    if (diff) throw new PvdiskError('EDISK', `the copy of "${secondary.d.name}" onto "${primary.d.name}" is not exact (${diff})`)
-    await ctx.runner.run({ argv: ['sync', '-f', '--', to] })
-    ctx.runner.note(`mark the copy done: ${marker}`)
-    if (!ctx.runner.planning) {
-      mkdirNoFollow(ctx.root, hostPath(ctx, '/var/lib/pvdisk'), 0o700)
-      writeFileAtomicSync(marker, '', 0o644)
-    }
-    await secondary.b.down()
-    await bind(primary.d)
-    return `copied secondary "${secondary.d.name}" onto primary "${primary.d.name}" and mounted it`
-  }
-  const tryStep = (step: string): Promise<string | undefined> => {
-    switch (step) {
-      case 'primary': return mountSub(0, false)
-      case 'secondary': return mountSub(1, false)
-      case 'create-primary': return mountSub(0, true)
-      case 'create-secondary': return mountSub(1, true)
-      case 'copy-once-to-primary': return copyOnce()
-      default: throw new PvdiskError('EINVALID', `unknown init_order action "${step}"`)
-    }
   }
   return {
     tools: () => ['mount', 'umount', 'cp', 'sync', ...subs.flatMap(s => backendOf(s)?.tools() ?? [])],
@@ -100,7 +121,7 @@ export const dualBackend = (ctx: DiskContext, disk: DiskEntry, backendOf: (d: Di
       try {
         for (const step of steps(disk)) {
           try {
-            const done = await tryStep(step)
+            const done = await tryStep(x, step)
             if (done !== undefined) return done
             failed.push(`${step}: already done`)
           } catch (e) {
