@@ -126,7 +126,7 @@ const slicesOf = (from: string, names: string[]): string[][] => {
  */
 export const copyVerified = async (runner: Runner, from: string, to: string): Promise<string | undefined> => {
   const slices = slicesOf(from, readdirSync(from).sort())
-  const cp = (names: string[]) => runner.run({ argv: ['cp', '-a', '--reflink=auto', '--', ...names.map(n => join(from, n)), `${to}/`], timeoutMs: 24 * 3_600_000 })
+  const cp = (names: string[]) => runner.run({ argv: ['cp', '-a', '--', ...names.map(n => join(from, n)), `${to}/`], timeoutMs: 24 * 3_600_000 })
   const compare = comparer()
   let next = slices[0] ? cp(slices[0]) : undefined
   for (let i = 0; i < slices.length; i++) {
