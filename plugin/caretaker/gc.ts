@@ -11,6 +11,7 @@ import { readStateFile } from '../host/state-file.js'
 import type { DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
+import { servingDuals } from '../disks/dual.js'
 import { mountHolding, parseMountinfo, type MountEntry } from '../host/kernel.js'
 import { emptyCache, measureTree, subdirs } from './usage.js'
 import { readJournal, writeJournal } from '../volumes/placements.js'
@@ -68,8 +69,9 @@ export const gcStateFile = (ctx: DiskContext): string => hostPath(ctx, '/var/lib
 export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions): Promise<GcItem[]> => {
   const now = opts.now ?? Date.now()
   const bases: string[] = [hostPath(ctx, '/storage/disks')]
+  const shown = servingDuals(ctx, disks.disks.values()) // their data is cleaned through the dual's place
   for (const d of [...disks.disks.values()].filter(isProvisionedByPvdisk)) {
-    if (backendFor(ctx, d)?.status().state === 'mounted') bases.push(mountPointOf(ctx, d))
+    if (!shown.has(d.name) && d.type !== 'swap-disk' && backendFor(ctx, d)?.status().state === 'mounted') bases.push(mountPointOf(ctx, d))
   }
   const host = ctx.kernel.mounts()
   const tables = allNamespaceMounts()

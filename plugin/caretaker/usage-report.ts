@@ -7,6 +7,7 @@ import { readStateFile } from '../host/state-file.js'
 import type { DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
+import { servingDuals } from '../disks/dual.js'
 import { allocatedBytes, beginMeasurement, emptyCache, endMeasurement, fsUsageOf, measureIn, subdirs, type FsUsage, type TreeCache } from './usage.js'
 
 export interface DiskUsage extends Partial<FsUsage> {
@@ -61,13 +62,14 @@ export const collectUsage = (ctx: DiskContext, index: DiskIndex, cache: TreeCach
       volumes.push({ disk, ...v, bytes: t.bytes, files: t.files })
     }
   }
+  const shown = servingDuals(ctx, index.disks.values()) // measured once, through the dual's place
   for (const d of [...index.disks.values()].filter(isProvisionedByPvdisk)) {
     const status = backendFor(ctx, d)?.status()
     const u: DiskUsage = { disk: d.name, type: d.type, state: status?.state ?? 'absent', mountPoint: mountPointOf(ctx, d) }
     if (status?.state === 'mounted' && d.type === 'swap-disk') Object.assign(u, { size: status.size, used: status.used, free: status.free }) // swapping: /proc/swaps' figures
     else if (status?.state === 'mounted') {
       Object.assign(u, fsUsageOf(u.mountPoint))
-      measure(d.name, u.mountPoint)
+      if (!shown.has(d.name)) measure(d.name, u.mountPoint)
     }
     if (d.crypt) {
       const alloc = allocatedBytes(hostPath(ctx, d.crypt.image))

@@ -146,3 +146,14 @@ export const dualBackend = (ctx: DiskContext, disk: DiskEntry, backendOf: (d: Di
     },
   }
 }
+
+/** sub-disks that a mounted dual disk shows at its own place: their content is the dual's (gc and usage count it once) */
+export const servingDuals = (ctx: DiskContext, disks: Iterable<DiskEntry>): Set<string> => {
+  const mounts = ctx.kernel.mounts()
+  const out = new Set<string>()
+  for (const d of disks) {
+    const at = d.type === 'dual' ? mountAt(mounts, mountPointOf(ctx, d)) : undefined
+    for (const s of at ? d.subDisks ?? [] : []) if (at && isBindOf(at, mounts, mountPointOf(ctx, s))) out.add(s.name)
+  }
+  return out
+}

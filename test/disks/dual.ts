@@ -81,6 +81,8 @@ t.test('copy-once-to-primary: the secondary\'s data onto the new primary, verifi
     t.equal(readFileSync(join(D(root, 'd'), 'perm/web/docker--data/a'), 'utf8'), 'old data\n', 'the data is on the primary, through the dual')
     t.ok(existsSync(join(root, 'var/lib/pvdisk/dual_new_old.init_done')), 'marked done, in /var/lib (it survives a reboot)')
     t.notMatch(mountinfo(), ` ${D(root, 'old')} `, 'the secondary is down again')
+    const usage = JSON.parse(String(pv(['usage', '--json']).stdout)) as { volumes: { disk: string, volume: string }[] }
+    t.same(usage.volumes.filter(v => v.volume === 'docker--data').map(v => v.disk), ['d'], 'usage counts the volume once, through the dual')
     writeFileSync(join(D(root, 'd'), 'perm/web/docker--data/a'), 'newer data\n')
     pv(['disk', 'down', 'd'])
     t.match(String(pv(['disk', 'up', 'd']).stdout), /^d: mounted primary "new"$/m, 'once: the next up mounts the primary')
