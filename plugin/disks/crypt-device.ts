@@ -3,7 +3,7 @@
 // fsck never runs on a device that does not show an ext4 superblock (with plain dm-crypt a
 // wrong key still opens).
 import { crypto } from '../host/lazy-crypto.js'
-import { closeSync, existsSync, fsyncSync, openSync, realpathSync, statSync } from 'node:fs'
+import { existsSync, realpathSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import type { CryptPath } from '../config/crypt-path.js'
@@ -18,14 +18,7 @@ import { isLuks2, keyfileOf, luks2HasRecovery, luks2Scheme } from './crypt-luks2
 export const dmNameOf = (disk: DiskEntry, image: string): string =>
   `pvdisk-${disk.name.replace(/[^A-Za-z0-9_.+-]/g, '_').slice(0, 80)}-${crypto().createHash('sha256').update(image).digest('hex').slice(0, 8)}`
 
-export const fsyncPath = (path: string): void => {
-  const fd = openSync(path, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-}
+export { fsyncPath } from '../host/atomic-write.js'
 
 const realOrSame = (p: string): string => {
   try {

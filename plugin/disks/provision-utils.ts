@@ -9,6 +9,9 @@ import { writeFileAtomicSync } from '../host/atomic-write.js'
 import { mkdirNoFollow } from '../host/no-follow.js'
 import { hostPath, type DiskContext } from './context.js'
 
+/** a device.json field that must be a string, or undefined */
+export const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
+
 export interface Probe {
   /** TYPE: ext4, swap, crypto_LUKS, xfs, ... */
   type?: string

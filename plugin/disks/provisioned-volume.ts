@@ -9,9 +9,7 @@ import { PvdiskError } from '../errors.js'
 import { isMountOf, mountAt } from '../host/kernel.js'
 import { mkdirNoFollow, refuseLinksBelow } from '../host/no-follow.js'
 import { fsUsage, hostPath, mountPointOf, type Backend, type DiskContext, type DiskStatus } from './context.js'
-import { mountOptionsOf, probe, refuseForeign, zramDevice, zramRecord, zramReset } from './provision-utils.js'
-
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
+import { mountOptionsOf, probe, refuseForeign, str, zramDevice, zramRecord, zramReset } from './provision-utils.js'
 
 /** the filesystem types a declared format mounts: ext4's driver mounts ext2 and ext3 too */
 const accepted = (format: string): string[] => (format === 'ext4' ? ['ext4', 'ext3', 'ext2'] : [format, 'ext2'])

@@ -8,11 +8,11 @@ import { chmodSync, readFileSync, realpathSync, renameSync, rmSync, statSync } f
 import { dirname } from 'node:path'
 import type { DiskEntry } from '../config/check-device.js'
 import { PvdiskError } from '../errors.js'
-import { fsyncDir } from '../host/atomic-write.js'
+import { fsyncPath } from '../host/atomic-write.js'
 import { mkdirNoFollow } from '../host/no-follow.js'
 import { hostPath, type Backend, type DiskContext, type DiskStatus } from './context.js'
 import { parseSize } from '../config/dd-size.js'
-import { probe, provisionOptionsOf, refuseForeign, zramDevice, zramRecord, zramReset } from './provision-utils.js'
+import { probe, provisionOptionsOf, str, refuseForeign, zramDevice, zramRecord, zramReset } from './provision-utils.js'
 
 /** what the kernel swaps to now (/proc/swaps, its octal escapes undone), with sizes in bytes */
 export const activeSwaps = (): { path: string, size: number, used: number }[] => {
@@ -25,8 +25,6 @@ export const activeSwaps = (): { path: string, size: number, used: number }[] =>
     return []
   }
 }
-
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
 
 /** a swap file made once: written beside it, mkswap, then renamed into place */
 const createSwapFile = async (ctx: DiskContext, disk: DiskEntry, file: string, extra: string[]): Promise<void> => {
@@ -45,7 +43,7 @@ const createSwapFile = async (ctx: DiskContext, disk: DiskEntry, file: string, e
   ctx.runner.note(`rename ${tmp} to ${file}`)
   if (!ctx.runner.planning) {
     renameSync(tmp, file)
-    fsyncDir(dirname(file))
+    fsyncPath(dirname(file))
   }
 }
 

@@ -48,15 +48,15 @@ export const writeFileAtomicSync = (path: string, data: string | Uint8Array, mod
     rmSync(tmp, { force: true })
     throw e
   }
-  fsyncDir(dir)
+  fsyncPath(dir)
 }
 
-/** makes a rename or a new entry in dir durable */
-export const fsyncDir = (dir: string): void => {
-  const d = openSync(dir, 'r')
+/** makes a file's content, or a rename or new entry in a directory, durable */
+export const fsyncPath = (path: string): void => {
+  const fd = openSync(path, 'r')
   try {
-    fsyncSync(d)
+    fsyncSync(fd)
   } finally {
-    closeSync(d)
+    closeSync(fd)
   }
 }

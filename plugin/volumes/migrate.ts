@@ -15,7 +15,7 @@ import { copyVerified, freeBytesAt, treeSize } from '../host/tree-copy.js'
 import { describePlacement, journalSet, placementOf, readJournal, readPlacements, recordPlacements, samePlacement, writeJournal, type Placement } from './placements.js'
 import { prepareVolume, volumeSource, type AppVolume } from './volumes.js'
 import { acquireLock } from '../disks/lock.js'
-import { fsyncDir } from '../host/atomic-write.js'
+import { fsyncPath } from '../host/atomic-write.js'
 
 export interface Migration {
   app: string
@@ -131,7 +131,7 @@ export const runMigration = async (ctx: DiskContext, v: AppVolume, m: Migration,
       renameSync(m.to, aside)
     } else rmdirSync(m.to)
     renameSync(tmp, m.to)
-    fsyncDir(dirname(m.to))
+    fsyncPath(dirname(m.to))
     journalSet(ctx, { app: m.app, volume: m.volume, from: m.from, to: m.to, state: 'done', at: Date.now() })
     return { ...m, files: size.files - 1, bytes: size.bytes }
   } finally {

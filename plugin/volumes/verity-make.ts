@@ -6,7 +6,7 @@
 // crash at any point leaves either the plain volume or a complete verity volume, and
 // running the command again finishes the job. Data blocks are the filesystem's own block
 // size (at most 4 KiB), so ext4 with 1 KiB blocks mounts as well as squashfs.
-import { closeSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, realpathSync } from 'node:fs'
+import { lstatSync, readFileSync, renameSync, rmSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { isJsonObject, parseJson, type Json } from '../config/json-source.js'
 import { styleOf, stringifyInStyle } from '../config/json-style.js'
@@ -15,7 +15,7 @@ import { DM_KEYS, DM_PREFIX, HEX64 } from '../config/verity.js'
 import { hostPath, type DiskContext } from '../disks/context.js'
 import { imageKindOf } from '../disks/verity.js'
 import { PvdiskError } from '../errors.js'
-import { writeFileAtomic } from '../host/atomic-write.js'
+import { fsyncPath, writeFileAtomic } from '../host/atomic-write.js'
 import { mkdirNoFollow } from '../host/no-follow.js'
 
 export interface VerityMade {
@@ -72,15 +72,6 @@ const refuseInUse = (ctx: DiskContext, image: string, mode: number): void => {
   for (const dir of ['/media/pv/dmcrypt', '/storage/disks', '/volumes']) {
     const d = hostPath(ctx, dir)
     if (real.startsWith(`${d}/`)) throw new PvdiskError('EDISK', `${image} lies in ${d}, where containers write`, ['keep the image in the state directory'])
-  }
-}
-
-const fsyncPath = (path: string): void => {
-  const fd = openSync(path, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
   }
 }
 
