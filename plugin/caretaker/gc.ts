@@ -15,6 +15,7 @@ import { servingDuals } from '../disks/dual.js'
 import { mountHolding, parseMountinfo, type MountEntry } from '../host/kernel.js'
 import { emptyCache, measureTree, subdirs } from './usage.js'
 import { readJournal, writeJournal } from '../volumes/placements.js'
+import { livePlaces } from '../volumes/migrate.js'
 
 export interface GcOptions {
   revision: string
@@ -118,7 +119,7 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
   })
   opts.onProgress?.(candidates.length, candidates.length, '')
 
-  migratedCopies(ctx, opts, now, items, consider)
+  migratedCopies(ctx, disks, opts, now, items, consider)
   if (opts.pruneOrphans) {
     const isGcState = (v: unknown): v is { absentSince: Record<string, number> } => {
       const a = (v as { absentSince?: unknown } | null)?.absentSince
@@ -146,10 +147,16 @@ export const runGc = async (ctx: DiskContext, disks: DiskIndex, opts: GcOptions)
 }
 
 /** the old copies that migrations left behind (volumes/migrate.ts), once their grace period is over */
-const migratedCopies = (ctx: DiskContext, opts: GcOptions, now: number, items: GcItem[], consider: (path: string, kind: GcItem['kind']) => boolean): void => {
+const migratedCopies = (ctx: DiskContext, disks: DiskIndex, opts: GcOptions, now: number, items: GcItem[], consider: (path: string, kind: GcItem['kind']) => boolean): void => {
   const journal = readJournal(ctx)
+  const live = journal.length > 0 ? livePlaces(ctx, disks) : new Set<string>()
   const keep = journal.filter(r => {
     if (r.state !== 'done' || !lstatSync(r.from, { throwIfNoEntry: false })) return r.state !== 'done' || !lstatSync(dirname(r.from), { throwIfNoEntry: false }) // gone, or its disk is down
+    if (live.has(r.from)) {
+      // the other history's volume lives there (a plugin volume and a state's app share it), or it moved back
+      items.push({ path: r.from, kind: 'migrated', bytes: measureTree(r.from, emptyCache()).bytes, action: 'kept: in use' })
+      return true
+    }
     if (now - r.at < opts.graceDays * 86_400_000) {
       items.push({ path: r.from, kind: 'migrated', bytes: measureTree(r.from, emptyCache()).bytes, action: 'kept: grace period' })
       return true

@@ -8,11 +8,11 @@
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
-import { hostPath, lockDirOf, type DiskContext } from '../disks/context.js'
+import { lockDirOf, type DiskContext } from '../disks/context.js'
 import { backendFor, disksUp, isProvisionedByPvdisk } from '../disks/engine.js'
 import { PvdiskError } from '../errors.js'
 import { copyVerified, freeBytesAt, treeSize } from '../host/tree-copy.js'
-import { describePlacement, journalSet, placementOf, readJournal, readPlacements, recordPlacements, samePlacement, writeJournal, type Placement } from './placements.js'
+import { describePlacement, journalSet, placementOf, placementsDirOf, placementsFileOf, readJournal, readPlacements, recordPlacements, samePlacement, writeJournal, type Placement, type PlacementScope } from './placements.js'
 import { prepareVolume, volumeSource, type AppVolume } from './volumes.js'
 import { acquireLock } from '../disks/lock.js'
 import { fsyncPath } from '../host/atomic-write.js'
@@ -33,6 +33,23 @@ export interface Migration {
   bytes: number
 }
 
+/** where the volumes of some apps lived at their last start, read once per command and kept up to date */
+export interface KnownPlacements {
+  scope: PlacementScope
+  byApp: Map<string, Record<string, Placement>>
+}
+
+export const knownPlacements = (ctx: DiskContext, apps: Iterable<string>, scope: PlacementScope = 'state'): KnownPlacements =>
+  ({ scope, byApp: new Map([...new Set(apps)].map(app => [app, readPlacements(ctx, app, scope)])) })
+
+const recordedOf = (ctx: DiskContext, known: KnownPlacements, app: string): Record<string, Placement> => {
+  const found = known.byApp.get(app)
+  if (found) return found
+  const read = readPlacements(ctx, app, known.scope)
+  known.byApp.set(app, read)
+  return read
+}
+
 const isEmptyDir = (p: string): boolean => {
   const st = lstatSync(p, { throwIfNoEntry: false })
   return !st || (st.isDirectory() && readdirSync(p).length === 0)
@@ -41,11 +58,11 @@ const isEmptyDir = (p: string): boolean => {
 const tmpOf = (to: string): string => join(dirname(to), `.${basename(to)}.pvdisk-migrating`)
 
 /** where a recorded placement kept the volume, with its disk (which may have to be brought up) */
-const oldPlace = (ctx: DiskContext, disks: DiskIndex, v: AppVolume, p: Placement): { path?: string, disk?: DiskEntry } => {
+const oldPlace = (ctx: DiskContext, disks: DiskIndex, v: AppVolume, p: Placement, scope: PlacementScope): { path?: string, disk?: DiskEntry } => {
   const disk = p.disk !== undefined ? resolveDisk(disks, p.disk) : undefined
   if (p.disk !== undefined && !disk) {
     throw new PvdiskError('EINVALID', `app "${v.app}": volume ${v.name} was on disk "${p.disk}", which device.json no longer declares; its data cannot follow it to ${describePlacement(placementOf(v, p.revision ?? ''))}`,
-      [`declare disk "${p.disk}" again until pvdisk migrate has run, or remove ${v.name} from ${hostPath(ctx, `/var/lib/pvdisk/placements/${v.app}.json`)} to start it empty`])
+      [`declare disk "${p.disk}" again until its data has moved, or remove ${v.name} from ${placementsFileOf(ctx, v.app, scope)} to start it empty`])
   }
   const { disk: _new, ...rest } = v
   const src = volumeSource(ctx, { ...rest, persistence: p.persistence, ...(disk ? { disk } : {}) }, p.revision ?? '')
@@ -58,16 +75,14 @@ const oldPlace = (ctx: DiskContext, disks: DiskIndex, v: AppVolume, p: Placement
  * A new revision of a revision volume starts empty, as always. Permanent data never goes
  * into a boot volume: that is an error naming both declarations.
  */
-export const planMigrations = (ctx: DiskContext, disks: DiskIndex, volumes: readonly AppVolume[], revision: string): Migration[] => {
+export const planMigrations = (ctx: DiskContext, disks: DiskIndex, volumes: readonly AppVolume[], revision: string, known = knownPlacements(ctx, volumes.map(v => v.app))): Migration[] => {
   const out: Migration[] = []
-  const byApp = new Map<string, ReturnType<typeof readPlacements>>()
   for (const v of volumes) {
-    if (!byApp.has(v.app)) byApp.set(v.app, readPlacements(ctx, v.app))
-    const old = byApp.get(v.app)?.[v.name]
+    const old = recordedOf(ctx, known, v.app)[v.name]
     const now = placementOf(v, revision)
     if (!old || samePlacement(old, now) || old.persistence === 'boot') continue
     if (now.persistence === 'revision' && old.persistence === 'revision' && old.revision !== now.revision) continue
-    const from = oldPlace(ctx, disks, v, old)
+    const from = oldPlace(ctx, disks, v, old, known.scope)
     // the old disk must be up to tell whether it holds data
     const readable = !from.disk || !isProvisionedByPvdisk(from.disk) || backendFor(ctx, from.disk)?.status().state === 'mounted'
     if (from.path === undefined || (readable && isEmptyDir(from.path))) continue
@@ -144,25 +159,53 @@ export const runMigration = async (ctx: DiskContext, v: AppVolume, m: Migration,
  * new disks already up): brings up the old disks that hold data to move, migrates it, and
  * records where every volume lives now.
  */
-export const followVolumes = async (ctx: DiskContext, disks: DiskIndex, volumes: readonly AppVolume[], revision: string): Promise<Migration[]> => {
-  const moves = planMigrations(ctx, disks, volumes, revision)
+export const followVolumes = async (ctx: DiskContext, disks: DiskIndex, volumes: readonly AppVolume[], revision: string, known = knownPlacements(ctx, volumes.map(v => v.app))): Promise<Migration[]> => {
+  const moves = planMigrations(ctx, disks, volumes, revision, known)
   const oldDisks = [...new Map(moves.flatMap(m => (m.fromDisk && isProvisionedByPvdisk(m.fromDisk) ? [[m.fromDisk.name, m.fromDisk] as const] : []))).values()]
   if (oldDisks.length > 0) await disksUp(ctx, oldDisks)
-  const again = oldDisks.length > 0 ? planMigrations(ctx, disks, volumes, revision) : moves // now that the old disks can be read
+  const again = oldDisks.length > 0 ? planMigrations(ctx, disks, volumes, revision, known) : moves // now that the old disks can be read
   const done: Migration[] = []
   for (const m of again) {
     const v = volumes.find(x => x.app === m.app && x.name === m.volume)
     if (v) done.push(await runMigration(ctx, v, m, revision))
   }
-  notePlacements(ctx, volumes, revision)
+  notePlacements(ctx, volumes, revision, known)
   return done
 }
 
+/**
+ * Before any disk comes up: a volume whose permanent data would go into a boot volume is
+ * refused (the same error planMigrations gives), so that nothing is mounted for a state or a
+ * plugin volume that cannot start.
+ */
+export const refuseIntoBoot = (ctx: DiskContext, disks: DiskIndex, volumes: readonly AppVolume[], revision: string, known: KnownPlacements): void => {
+  planMigrations(ctx, disks, volumes.filter(v => v.persistence === 'boot'), revision, known)
+}
+
 /** records where the volumes live now (written only where that changed) */
-export const notePlacements = (ctx: DiskContext, volumes: readonly AppVolume[], revision: string): void => {
+export const notePlacements = (ctx: DiskContext, volumes: readonly AppVolume[], revision: string, known = knownPlacements(ctx, volumes.map(v => v.app))): void => {
   for (const app of new Set(volumes.map(v => v.app))) {
-    recordPlacements(ctx, app, volumes.filter(v => v.app === app), revision, readPlacements(ctx, app))
+    known.byApp.set(app, recordPlacements(ctx, app, volumes.filter(v => v.app === app), revision, recordedOf(ctx, known, app), known.scope))
   }
+}
+
+/** every place where a recorded volume (of either scope) lives now: gc never removes one as an old copy */
+export const livePlaces = (ctx: DiskContext, disks: DiskIndex): Set<string> => {
+  const out = new Set<string>()
+  for (const scope of ['state', 'plugin'] as const) {
+    const dir = placementsDirOf(ctx, scope)
+    const files = lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() ? readdirSync(dir, { withFileTypes: true }) : []
+    for (const f of files.filter(e => e.isFile() && e.name.endsWith('.json'))) {
+      const app = f.name.slice(0, -'.json'.length)
+      for (const [name, p] of Object.entries(readPlacements(ctx, app, scope))) {
+        const disk = p.disk !== undefined ? resolveDisk(disks, p.disk) : undefined
+        if (p.disk !== undefined && !disk) continue // a disk no longer declared: nothing of it is cleaned either
+        const src = volumeSource(ctx, { app, name, overlay: false, persistence: p.persistence, ...(disk ? { disk } : {}) }, p.revision ?? '')
+        if (src.kind === 'dir') out.add(src.path)
+      }
+    }
+  }
+  return out
 }
 
 export const migratedLine = (m: Migration): string =>

@@ -3,6 +3,9 @@
 // in <root>/var/lib/pvdisk and survive reboots: they are what lets a volume's data follow
 // it when a new state moves it to another disk or persistence.
 //   placements/<app>.json   {"volumes": {"docker--data": {"persistence", "disk"?, "revision"?}}}
+//   placements/plugin/<app>.json   the same for the VolumeDriver plugin's volumes, a history of
+//                                  their own (a plugin volume may share its app and name with a
+//                                  state's, and the two must not move one another's data)
 //   migrations.json         {"migrations": [{app, volume, from, to, state: "copied"|"done", at}]}
 import { dirname, join } from 'node:path'
 import type { PersistenceType } from '../config/persistence.js'
@@ -31,7 +34,13 @@ export interface MigrationRecord {
 
 const dirOf = (ctx: DiskContext): string => hostPath(ctx, '/var/lib/pvdisk')
 
-export const placementsFileOf = (ctx: DiskContext, app: string): string => join(dirOf(ctx), 'placements', `${app}.json`)
+/** whose volumes: a state's apps (pvdisk up, volumes up, the OCI hook) or the plugin's */
+export type PlacementScope = 'state' | 'plugin'
+
+export const placementsDirOf = (ctx: DiskContext, scope: PlacementScope): string =>
+  join(dirOf(ctx), 'placements', ...(scope === 'plugin' ? ['plugin'] : []))
+
+export const placementsFileOf = (ctx: DiskContext, app: string, scope: PlacementScope = 'state'): string => join(placementsDirOf(ctx, scope), `${app}.json`)
 
 export const placementOf = (v: AppVolume, revision: string): Placement => ({
   persistence: v.persistence, ...(v.disk ? { disk: v.disk.name } : {}), ...(v.persistence === 'revision' ? { revision } : {}),
@@ -52,16 +61,19 @@ const isPlacement = (v: unknown): v is Placement => {
 const hasVolumes = (v: unknown): v is { volumes: Record<string, unknown> } =>
   typeof (v as { volumes?: unknown } | null)?.volumes === 'object' && (v as { volumes: unknown }).volumes !== null
 
-export const readPlacements = (ctx: DiskContext, app: string): Record<string, Placement> => {
-  const raw = readStateFile(placementsFileOf(ctx, app), hasVolumes, m => ctx.log(`warning: ${m}: where ${app}'s volumes lived is forgotten; none will be migrated this time`))
+export const readPlacements = (ctx: DiskContext, app: string, scope: PlacementScope = 'state'): Record<string, Placement> => {
+  const raw = readStateFile(placementsFileOf(ctx, app, scope), hasVolumes, m => ctx.log(`warning: ${m}: where ${app}'s volumes lived is forgotten; none will be migrated this time`))
   const out: Record<string, Placement> = {}
   for (const [k, v] of Object.entries(raw?.volumes ?? {})) if (isPlacement(v)) out[k] = v
   return out
 }
 
-/** records where the app's volumes live now; written only when that changed */
-export const recordPlacements = (ctx: DiskContext, app: string, volumes: readonly AppVolume[], revision: string, known: Record<string, Placement>): void => {
-  if (ctx.runner.planning) return
+/**
+ * records where the app's volumes live now, written only when that changed; returns what is
+ * recorded, so that a caller holding known need not read the file again
+ */
+export const recordPlacements = (ctx: DiskContext, app: string, volumes: readonly AppVolume[], revision: string, known: Record<string, Placement>, scope: PlacementScope = 'state'): Record<string, Placement> => {
+  if (ctx.runner.planning) return known
   const next: Record<string, Placement> = { ...known }
   let changed = false
   for (const v of volumes) {
@@ -70,10 +82,11 @@ export const recordPlacements = (ctx: DiskContext, app: string, volumes: readonl
     next[v.name] = p
     changed = true
   }
-  if (!changed) return
-  const file = placementsFileOf(ctx, app)
+  if (!changed) return known
+  const file = placementsFileOf(ctx, app, scope)
   mkdirNoFollow(ctx.root, dirname(file), 0o700)
   writeFileAtomicSync(file, `${JSON.stringify({ volumes: next })}\n`, 0o600)
+  return next
 }
 
 const journalFileOf = (ctx: DiskContext): string => join(dirOf(ctx), 'migrations.json')

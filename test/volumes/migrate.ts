@@ -4,14 +4,14 @@
 // or a disk too small, and safe against kill -9 at every step.
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs'
-import { createHash, randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startDockerd } from '../fixtures/dockerd.js'
 import { makeBusyboxRootfs } from '../fixtures/busybox.js'
 import { findInPath } from '../../plugin/host/run.js'
 import { json, unmountUnder, until } from '../fixtures/helpers.js'
+import { fill, fingerprint } from '../fixtures/trees.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
@@ -19,37 +19,6 @@ t.setTimeout(600_000)
 
 const device = json({ groups: [{ name: 'app' }], disks: [{ name: 'a', type: 'volume-disk' }, { name: 'b', type: 'volume-disk' }] })
 const src = (data: string, extra: Record<string, unknown> = {}) => json({ '#spec': 'service-manifest-src@1', docker_name: 'local/busybox', docker_tag: 'latest', persistence: { '/data': data, '/cache': 'revision@a' }, ...extra })
-
-/** every entry of a tree: type, mode, owner, size, link target and content hash */
-const fingerprint = (dir: string): Record<string, string> => {
-  const out: Record<string, string> = {}
-  const walk = (p: string, rel: string): void => {
-    const st = lstatSync(p)
-    const kind = st.isDirectory() ? 'd' : st.isSymbolicLink() ? `l:${readlinkSync(p)}` : st.isFile() ? `f:${st.size}:${createHash('sha256').update(readFileSync(p)).digest('hex')}` : 'other'
-    out[rel || '.'] = `${kind} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.nlink : ''}`
-    if (st.isDirectory()) for (const n of readdirSync(p)) walk(join(p, n), `${rel}/${n}`)
-  }
-  walk(dir, '')
-  return out
-}
-
-/** a tree of mixed files: modes, owners, a symlink, a hard link, an empty file, a large one */
-const fill = (dir: string, big = 1 << 20): void => {
-  mkdirSync(join(dir, 'sub/deeper'), { recursive: true })
-  writeFileSync(join(dir, 'plain'), 'one\n')
-  writeFileSync(join(dir, 'sub/secret'), 'two\n')
-  chmodSync(join(dir, 'sub/secret'), 0o600)
-  writeFileSync(join(dir, 'sub/deeper/tool'), '#!/bin/sh\n')
-  chmodSync(join(dir, 'sub/deeper/tool'), 0o4755)
-  chmodSync(join(dir, 'sub/deeper'), 0o700)
-  writeFileSync(join(dir, 'owned'), 'three\n')
-  chownSync(join(dir, 'owned'), 1234, 5678)
-  writeFileSync(join(dir, 'empty'), '')
-  writeFileSync(join(dir, 'big'), randomBytes(big))
-  symlinkSync('plain', join(dir, 'link'))
-  symlinkSync('/nowhere/at/all', join(dir, 'dangling'))
-  linkSync(join(dir, 'plain'), join(dir, 'hard'))
-}
 
 /** a state with disks a and b, and its root; everything mounted below it is unmounted when fn ends */
 const withSetup = async (t: Test, fn: (s: ReturnType<typeof setupIn>) => Promise<void>): Promise<void> => {
@@ -142,6 +111,7 @@ t.test('permanent data never goes into a boot volume silently; a disk too small 
     t.equal(boot.status, 2)
     t.match(boot.stderr, /\/data of app "web" was permanent@a and is now boot@b: its data \(in \S+\) would not follow into a boot volume/)
     t.notMatch(readFileSync('/proc/self/mountinfo', 'utf8'), ` ${root}/volumes/web/`, 'nothing mounted')
+    t.notMatch(readFileSync('/proc/self/mountinfo', 'utf8'), ` ${root}/media/pv/dmcrypt/b `, 'refused before the new disk comes up')
 
     moveTo('permanent@b')
     const full = pv(['volumes', 'up', 'web'])

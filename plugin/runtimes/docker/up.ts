@@ -23,7 +23,7 @@ import { ProcessRunner } from '../../host/run.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { createProgress } from '../../host/progress.js'
 import { loadState, type AppState } from '../../config/state.js'
-import { followVolumes, migratedLine, notePlacements } from '../../volumes/migrate.js'
+import { followVolumes, knownPlacements, migratedLine, notePlacements, refuseIntoBoot } from '../../volumes/migrate.js'
 import { appVolumes, currentRevision, emptyBootVolume, prepareVolume, type AppVolume } from '../../volumes/volumes.js'
 
 export const LABEL_STATE = 'io.pvdisk.state'
@@ -132,6 +132,8 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
   const apps = state.apps.filter(a => a.src?.data && a.storage)
   const volumesOf = new Map(apps.map(a => [a.name, appVolumes(a, state.disks)]))
   for (const app of apps) imageOf(app) // every app names an image before anything happens
+  const known = knownPlacements(ctx, apps.map(a => a.name))
+  refuseIntoBoot(ctx, state.disks, [...volumesOf.values()].flat(), revision, known) // before any disk comes up
   await opts.engine.ping()
   await checkNetwork(opts.engine, opts.network)
 
@@ -150,7 +152,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
     // a real start: verity images verified and mounted, mounts verified, boot emptied, ovl: overlays mounted, then the container
     const start = async (id: string): Promise<void> => {
       // the app's old container is stopped: data of a volume that moved follows it now
-      for (const m of await followVolumes(ctx, state.disks, volumes, revision)) log(migratedLine(m))
+      for (const m of await followVolumes(ctx, state.disks, volumes, revision, known)) log(migratedLine(m))
       for (const v of app.verity ?? []) if (v.containerPath !== undefined) await verityUp(ctx, v)
       verifyMounts(ctx, volumes, sources)
       for (const v of volumes) emptyBootVolume(ctx, v, revision)
@@ -161,7 +163,7 @@ export const stateUp = async (opts: UpOptions): Promise<AppOutcome[]> => {
     let result: AppOutcome['result']
     if (found && found.labels[LABEL_SPEC] === spec.labels[LABEL_SPEC]) {
       if (found.running) {
-        notePlacements(ctx, volumes, revision) // where its volumes live, should a later state move one
+        notePlacements(ctx, volumes, revision, known) // where its volumes live, should a later state move one
         out.push({ app: app.name, container: found.name, result: 'unchanged', mounts })
         continue
       }

@@ -20,7 +20,7 @@ import { isBindOf, mountAt, type MountEntry } from '../../host/kernel.js'
 import { withFstab, type FstabEntry } from '../../host/fstab.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
-import { followVolumes } from '../../volumes/migrate.js'
+import { followVolumes, knownPlacements, refuseIntoBoot } from '../../volumes/migrate.js'
 import { appVolumes, currentRevision, emptyBootVolume, overlayLayersOf, prepareVolume } from '../../volumes/volumes.js'
 
 export interface VolumesOptions {
@@ -66,9 +66,11 @@ export const volumesUp = async (opts: VolumesOptions): Promise<VolumeMount[]> =>
   const volumes = appVolumes(checked, disks)
   const needed = new Map<string, DiskEntry>()
   for (const v of volumes) if (v.disk && isProvisionedByPvdisk(v.disk)) needed.set(v.disk.name, v.disk)
+  const known = knownPlacements(ctx, [app])
+  refuseIntoBoot(ctx, disks, volumes, revision, known) // before any disk comes up
   await guardStateVersion(ctx, opts.state)
   await disksUp(ctx, [...needed.values()])
-  await followVolumes(ctx, disks, volumes, revision)
+  await followVolumes(ctx, disks, volumes, revision, known)
   const out: VolumeMount[] = []
   const mounts = ctx.kernel.mounts()
   const entries: FstabEntry[] = imageVolumes(ctx, opts.state, app, checked.run?.raw, mounts, out)

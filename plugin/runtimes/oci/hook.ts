@@ -20,7 +20,7 @@ import { PvdiskError } from '../../errors.js'
 import { ProcessRunner, type Runner } from '../../host/run.js'
 import { appProblems, checkApp, requireStateDevice, type AppState } from '../../config/state.js'
 import { nameError } from '../../config/path-rules.js'
-import { followVolumes } from '../../volumes/migrate.js'
+import { followVolumes, knownPlacements, refuseIntoBoot } from '../../volumes/migrate.js'
 import { appVolumes, currentRevision, emptyBootVolume, mkdirBelow, overlayLayersOf, prepareVolume } from '../../volumes/volumes.js'
 import { writeFileAtomic } from '../../host/atomic-write.js'
 import { withFstab } from '../../host/fstab.js'
@@ -106,9 +106,11 @@ export const ociHook = async (stage: string, stdin: string, caller: HookCaller =
   const revision = currentRevision(a['io.pvdisk.revision'], env)
   const volumes = appVolumes(app, loaded.disks).filter(v => v.containerPath !== undefined)
   const disks = [...new Map(volumes.flatMap(v => (v.disk && isProvisionedByPvdisk(v.disk) ? [[v.disk.name, v.disk] as const] : []))).values()]
+  const known = knownPlacements(ctx, [appName])
+  refuseIntoBoot(ctx, index, volumes, revision, known) // before any disk comes up
   await guardStateVersion(ctx, stateDir)
   await disksUp(ctx, disks)
-  await followVolumes(ctx, index, volumes, revision)
+  await followVolumes(ctx, index, volumes, revision, known)
   // runc made the container's mount namespace before this hook ran: a disk mounted just now
   // (or whose mount does not propagate) is missing there, so it is mounted there the same way.
   // Everything goes into one fstab, applied in order by a single mount inside the namespace.

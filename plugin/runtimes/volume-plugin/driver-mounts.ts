@@ -7,6 +7,7 @@ import { hostPath, type DiskContext } from '../../disks/context.js'
 import { mountAt, type MountEntry } from '../../host/kernel.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { backendFor, disksUp } from '../../disks/engine.js'
+import { followVolumes, knownPlacements } from '../../volumes/migrate.js'
 import { emptyBootVolume, mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
 import type { DriverVolume } from './driver-state.js'
 import { appProblems, checkApp } from '../../config/state.js'
@@ -58,6 +59,8 @@ export const mountVolume = async (env: MountEnv, v: DriverVolume, first: boolean
   const av = asAppVolume(env, v)
   // the disk is up most of the time: then a look at the mount table is enough, with no lock or tool lookup
   if (av.disk && backendFor(env.ctx, av.disk)?.status().state !== 'mounted') await disksUp(env.ctx, [av.disk])
+  // its first user: a volume created again elsewhere (docker volume rm keeps the data) finds its data there
+  if (first) await followVolumes(env.ctx, env.disks, [av], env.revision, knownPlacements(env.ctx, [av.app], 'plugin'))
   if (!isTmpfs(v)) {
     const src = prepareVolume(env.ctx, av, env.revision)
     if (first) emptyBootVolume(env.ctx, av, env.revision) // its first user is starting

@@ -11,7 +11,8 @@ import { isPvdiskError, PvdiskError } from '../../errors.js'
 import { nameError } from '../../config/path-rules.js'
 import { parsePersistenceValue } from '../../config/persistence.js'
 import { defaultDisk } from '../../volumes/volumes.js'
-import { hasLostItsMount, mountpointOf, mountVolume, releaseVolume, verityOf, type MountEnv } from './driver-mounts.js'
+import { knownPlacements, refuseIntoBoot } from '../../volumes/migrate.js'
+import { asAppVolume, hasLostItsMount, mountpointOf, mountVolume, releaseVolume, verityOf, type MountEnv } from './driver-mounts.js'
 import { loadDriverState, saveDriverState, type DriverState, type DriverVolume } from './driver-state.js'
 
 export type { DriverVolume } from './driver-state.js'
@@ -154,6 +155,8 @@ export class VolumeDriver {
     }
     const v: DriverVolume = { name, app, persistence: parsed.persistence, mountedBy: [], createdAt: new Date().toISOString() }
     if (disk) v.disk = disk.name
+    // created again as boot where it held permanent data: refused now, not at its first Mount
+    refuseIntoBoot(this.opts.ctx, this.opts.disks, [asAppVolume(this.env, v)], this.opts.revision, knownPlacements(this.opts.ctx, [app], 'plugin'))
     this.state.volumes[name] = v
     return { reply: {}, durable: this.save() }
   }

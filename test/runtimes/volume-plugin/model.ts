@@ -1,8 +1,10 @@
 // The VolumeDriver plugin against a model: 1,000 operations from concurrent clients over
 // its socket, with kill -9 restarts between batches. After every batch the plugin's answers
 // match the model exactly: every volume's holders, Remove refused exactly while held, a boot
-// tmpfs mounted exactly while held (none leaked, none dropped), and every permanent
-// volume's data still there.
+// tmpfs mounted exactly while held (none leaked, none dropped), every permanent volume's
+// data still there, and data that follows a volume created again elsewhere (docker volume
+// rm keeps it): at its first Mount it is found in the new place, and a Create as boot is
+// refused while its last place holds data.
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -61,11 +63,19 @@ t.test(`${OPS} operations, concurrent clients, kill -9 restarts: the plugin matc
   const names = Array.from({ length: 12 }, (_, i) => `v${i}`)
   const kinds = ['permanent@data', 'permanent@dm-versatile', 'boot', 'boot@data', 'revision']
   const model = new Map<string, ModelVolume>()
+  // what outlives a Remove: the place each name was last mounted at, the places that hold data, the last data written
+  const placeOf = (kind: string) => kind.startsWith('permanent') ? 'perm' : kind === 'revision' ? 'rev' : 'boot'
+  const lastPlace = new Map<string, string>()
+  const holding = new Set<string>()
+  const lastWritten = new Map<string, string>()
+  const lastHolds = (name: string) => lastPlace.has(name) && lastPlace.get(name) !== 'boot' && holding.has(`${name}:${lastPlace.get(name)}`)
   const mountinfo = () => readFileSync('/proc/self/mountinfo', 'utf8')
   const tmpfsOf = (name: string) => join(root, 'run/pvdisk/tmpfs/web', name)
   let ops = 0
   let restarts = 0
   let mismatches = 0
+  let followed = 0
+  let refused = 0
   const expect = (ok: boolean, what: string) => {
     if (!ok && ++mismatches <= 5) t.fail(what)
   }
@@ -91,17 +101,30 @@ t.test(`${OPS} operations, concurrent clients, kill -9 restarts: the plugin matc
       batch.forEach((b, i) => {
         const reply = replies[i] ?? {}
         const v = model.get(b.name)
-        if (b.op === 'create') {
+        if (b.op === 'create' && placeOf(b.kind ?? '') === 'boot' && lastHolds(b.name)) {
+          expect(/would not follow into a boot volume/.test(String(reply.Err)), `create ${b.name} as ${b.kind} where its data is: ${JSON.stringify(reply)}`)
+          refused++
+        } else if (b.op === 'create') {
           expect(reply.Err === undefined, `create ${b.name}: ${String(reply.Err)}`)
           model.set(b.name, { persistence: b.kind ?? '', holders: new Set() })
         } else if (b.op === 'mount' && v) {
           expect(typeof reply.Mountpoint === 'string' && reply.Mountpoint !== '', `mount ${b.name}: ${JSON.stringify(reply)}`)
+          const place = placeOf(v.persistence)
+          const follows = v.holders.size === 0 && lastPlace.get(b.name) !== place && lastHolds(b.name)
+          if (v.holders.size === 0) lastPlace.set(b.name, place)
+          if (follows) {
+            holding.add(`${b.name}:${place}`)
+            followed++
+          }
           v.holders.add(b.id ?? '')
           if (v.persistence.startsWith('permanent') && reply.Mountpoint) {
             const f = join(String(reply.Mountpoint), 'data')
+            if (follows) expect(existsSync(f) && readFileSync(f, 'utf8') === lastWritten.get(b.name), `${b.name}'s data did not follow it: ${existsSync(f) ? readFileSync(f, 'utf8') : 'none'}, not ${lastWritten.get(b.name)}`)
             if (v.data === undefined) {
               v.data = `written-${ops}`
               writeFileSync(f, v.data)
+              lastWritten.set(b.name, v.data)
+              holding.add(`${b.name}:perm`)
             } else expect(existsSync(f) && readFileSync(f, 'utf8') === v.data, `data of ${b.name} lost`)
           }
         } else if (b.op === 'unmount' && v) {
@@ -130,6 +153,7 @@ t.test(`${OPS} operations, concurrent clients, kill -9 restarts: the plugin matc
     }
     t.equal(mismatches, 0, `${ops} operations, ${restarts} kill -9 restarts: holders, Remove, tmpfs and data exactly as the model says`)
     t.ok(restarts >= 3, `${restarts} restarts`)
+    t.ok(followed >= 10 && refused >= 10, `${followed} volumes created again elsewhere took their data along; ${refused} Creates as boot refused`)
   } finally {
     await kill9()
     unmountUnder(dir)
