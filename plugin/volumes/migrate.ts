@@ -120,7 +120,10 @@ export const runMigration = async (ctx: DiskContext, v: AppVolume, m: Migration,
   try {
     prepareVolume(ctx, v, revision) // the new place's parents (and the place itself, empty)
     const tmp = tmpOf(m.to)
-    const done = readJournal(ctx).find(r => r.from === m.from && r.to === m.to && r.state === 'copied')
+    const journal = readJournal(ctx).filter(r => r.from === m.from && r.to === m.to)
+    // another process (the plugin, a hook, pvdisk migrate) made this very move while this one waited for the lock
+    if (journal.some(r => r.state === 'done') && !isEmptyDir(m.to)) return measureMigration(m)
+    const done = journal.find(r => r.state === 'copied')
     if (done && !lstatSync(tmp, { throwIfNoEntry: false }) && !isEmptyDir(m.to)) {
       journalSet(ctx, { ...done, state: 'done', at: Date.now() }) // renamed just before a crash
       return measureMigration(m)

@@ -74,6 +74,9 @@ t.test('docker volume rm, then create on another disk: the next container finds 
     t.same(fingerprint(A), before, 'docker volume rm keeps the data')
 
     await d.docker.createVolume({ Name: 'webdata', Driver: name, DriverOpts: { app: 'web', persistence: 'permanent@b' } })
+    const dry = spawnSync(process.execPath, [cli, 'migrate', '--dry-run', '--state', join(dir, 'state'), '--root', root], { encoding: 'utf8' })
+    t.equal(dry.status, 0, dry.stderr)
+    t.match(dry.stdout, /^web plugin volume webdata: permanent@a -> permanent@b, \d+ files, [\d.]+[KMG]? \(would move\)\n {2}\S+\/a\/perm\/web\/webdata -> \S+\/b\/perm\/web\/webdata$/m, 'pvdisk migrate --dry-run lists the plugin volume')
     t.equal(await run('cat /data/f; stat -c %a /data/f'), 'from-the-first\n600\n', 'the container on disk b reads the first one\'s file, mode intact')
     t.same(fingerprint(B), before, 'every file, mode, owner, link and byte arrived on disk b')
     t.same(fingerprint(A), before, 'the old copy stays until gc')

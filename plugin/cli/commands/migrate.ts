@@ -1,5 +1,6 @@
 // pvdisk migrate [--dry-run] [--revision REV]: move the data of volumes whose disk or
 // persistence changed since their app last started, without starting anything
+import { resolve } from 'node:path'
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 import { requireRoot } from '../root.js'
@@ -15,12 +16,14 @@ export const builder = (y: Argv<GlobalOptions>) => y
 
 export const handler = async (argv: GlobalOptions & { path?: string, dryRun: boolean, revision?: string }): Promise<CommandResult> => {
   if (!argv.dryRun) requireRoot('migrate', 'it mounts disks and copies volume data')
-  const [{ stateMigrations }, { humanBytes }, { describePlacement }] = await Promise.all([
-    import('../../volumes/migrate-state.js'), import('../format.js'), import('../../volumes/placements.js')])
+  const [{ stateMigrations }, { humanBytes }, { describePlacement }, { driverStateFileOf, loadDriverState }] = await Promise.all([
+    import('../../volumes/migrate-state.js'), import('../format.js'), import('../../volumes/placements.js'), import('../../runtimes/volume-plugin/driver-state.js')])
   const messages: string[] = []
-  const moves = await stateMigrations({ state: argv.path ?? argv.state, root: argv.root, dryRun: argv.dryRun, log: m => messages.push(m), ...(argv.revision !== undefined ? { revision: argv.revision } : {}) })
+  const warn = (m: string) => messages.push(`warning: ${m}`)
+  const pluginVolumes = Object.values(loadDriverState(driverStateFileOf(resolve(argv.root)), warn).volumes)
+  const moves = await stateMigrations({ state: argv.path ?? argv.state, root: argv.root, dryRun: argv.dryRun, pluginVolumes, log: m => messages.push(m), ...(argv.revision !== undefined ? { revision: argv.revision } : {}) })
   const size = (m: typeof moves[number]) => (m.unknownSize !== undefined ? `size unknown: ${m.unknownSize}` : `${m.files} files, ${humanBytes(m.bytes)}`)
   const lines = moves.length === 0 ? ['nothing to migrate'] : moves.map(m =>
-    `${m.app} ${m.containerPath ?? m.volume}: ${describePlacement(m.old)} -> ${describePlacement(m.new)}, ${size(m)}${argv.dryRun ? ' (would move)' : ''}\n  ${m.from} -> ${m.to}`)
+    `${m.app} ${m.plugin ? `plugin volume ${m.volume}` : m.containerPath ?? m.volume}: ${describePlacement(m.old)} -> ${describePlacement(m.new)}, ${size(m)}${argv.dryRun ? ' (would move)' : ''}\n  ${m.from} -> ${m.to}`)
   return { data: moves.map(({ fromDisk: _d, ...m }) => m), lines: [...messages, ...lines], exitCode: 0 }
 }

@@ -1,4 +1,5 @@
 // pvdisk plan: the exact commands pvdisk up would run for the disks; runs nothing
+import { resolve } from 'node:path'
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 
@@ -18,10 +19,11 @@ export const handler = async (argv: GlobalOptions): Promise<CommandResult> => {
 
 /** the volumes whose data would move at the next start (none listed while the state's apps have errors: validate shows them) */
 const migrationLines = async (argv: GlobalOptions): Promise<string[]> => {
-  const { stateMigrations } = await import('../../volumes/migrate-state.js')
+  const [{ stateMigrations }, { driverStateFileOf, loadDriverState }] = await Promise.all([import('../../volumes/migrate-state.js'), import('../../runtimes/volume-plugin/driver-state.js')])
   try {
-    const moves = await stateMigrations({ state: argv.state, root: argv.root, dryRun: true })
-    return moves.map(m => `# migrate ${m.containerPath ?? m.volume} of ${m.app}: ${m.from} to ${m.to} (cp -a beside it, compare every byte, sync, rename)`)
+    const pluginVolumes = Object.values(loadDriverState(driverStateFileOf(resolve(argv.root))).volumes)
+    const moves = await stateMigrations({ state: argv.state, root: argv.root, dryRun: true, pluginVolumes })
+    return moves.map(m => `# migrate ${m.plugin ? `plugin volume ${m.volume}` : m.containerPath ?? m.volume} of ${m.app}: ${m.from} to ${m.to} (cp -a beside it, compare every byte, sync, rename${m.plugin ? ', at its first Mount' : ''})`)
   } catch {
     return []
   }

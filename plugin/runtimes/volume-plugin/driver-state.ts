@@ -1,6 +1,6 @@
 // What the plugin remembers: its volumes and, per volume, the caller IDs that have it
 // mounted. Written atomically after every change, so it survives a plugin restart.
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { writeFileAtomic } from '../../host/atomic-write.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { readStateFile } from '../../host/state-file.js'
@@ -38,6 +38,9 @@ const hasVolumes = (v: unknown): v is { volumes: Record<string, unknown> } => {
  * The state as saved. A damaged file is moved aside with a warning (host/state-file.ts) and
  * the plugin starts with no volumes; a record that is not a volume is dropped, with a warning.
  */
+/** where the plugin keeps its state, below root */
+export const driverStateFileOf = (root: string): string => join(root, 'var/lib/pvdisk/volume-driver.json')
+
 export const loadDriverState = (file: string, warn: (message: string) => void = () => undefined): DriverState => {
   const out: DriverState = { volumes: {} }
   for (const [name, v] of Object.entries(readStateFile(file, hasVolumes, m => warn(`${m}: Docker's volumes of driver pvdisk must be created again`))?.volumes ?? {})) {

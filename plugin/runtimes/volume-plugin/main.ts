@@ -5,11 +5,12 @@ import { guardStateVersion } from '../../disks/version-counter.js'
 import { InvalidInputError } from '../../config/problems.js'
 import { loadConfig } from '../../caretaker/config.js'
 import { startJobs, type Log } from '../../caretaker/schedules.js'
-import { hostPath, liveKernel, type DiskContext } from '../../disks/context.js'
+import { liveKernel, type DiskContext } from '../../disks/context.js'
 import { ProcessRunner } from '../../host/run.js'
 import { checkSocket, startServer, type RawRoute } from './server.js'
 import { loadState, requireStateDevice } from '../../config/state.js'
 import { VolumeDriver } from './driver.js'
+import { driverStateFileOf } from './driver-state.js'
 import { currentRevision } from '../../volumes/volumes.js'
 
 export interface PluginOptions {
@@ -53,7 +54,7 @@ export const runPlugin = async (opts: PluginOptions): Promise<void> => {
   const ctx: DiskContext = { root: resolve(opts.root), runner: new ProcessRunner(), kernel: liveKernel, log: m => log('info', 'disk', { message: m }) }
   await guardStateVersion(ctx, opts.state)
   const driver = new VolumeDriver({
-    ctx, disks, revision, stateFile: hostPath(ctx, '/var/lib/pvdisk/volume-driver.json'), state: resolve(opts.state),
+    ctx, disks, revision, stateFile: driverStateFileOf(ctx.root), state: resolve(opts.state),
     onFailure: f => log('error', 'request', { ...f }),
   })
   await driver.reconcile()
