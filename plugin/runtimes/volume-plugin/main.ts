@@ -47,7 +47,9 @@ export const runPlugin = async (opts: PluginOptions): Promise<void> => {
   for (const [key, value] of [['PVDISK_SECUREBOOT', config.secureboot.mode], ['PVDISK_TRUST', config.secureboot.trust], ['PVDISK_OEM_NAME', config.secureboot.oemName]] as const) {
     if (value !== '' && !process.env[key]) process.env[key] = value
   }
-  const { device, disks } = await requireStateDevice(opts.state)
+  // the state read once at start (its signatures checked once); without a device.json, that file's own problem
+  const loaded = await loadState(opts.state)
+  const { device, disks } = loaded.device ? { device: loaded.device, disks: loaded.disks } : await requireStateDevice(opts.state)
   const errors = device.problems.list.filter(p => p.severity === 'error')
   if (errors.length > 0) throw new InvalidInputError(`${device.file}: ${errors.length} error(s); not serving`, device.problems.list)
   const revision = currentRevision(opts.revision)
@@ -60,7 +62,7 @@ export const runPlugin = async (opts: PluginOptions): Promise<void> => {
   await driver.reconcile()
   const server = await startServer(opts.socket, driver, opts.routes?.(ctx, log))
   const apps = async () => (await loadState(opts.state)).apps.map(a => a.name)
-  let appNames = await apps()
+  let appNames = loaded.apps.map(a => a.name)
   const jobs = startJobs(ctx, disks, config, { revision, apps: () => appNames, log })
   log('info', 'started', { socket: opts.socket, usage: config.schedules.usage, gc: config.schedules.gc, health: config.schedules.health })
   await new Promise<void>(done => {
