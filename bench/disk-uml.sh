@@ -14,7 +14,7 @@ rm -rf "$SHARE"; mkdir -p "$SHARE"
 cat > "$SHARE/bench-guest.sh" <<GUEST
 set -euo pipefail
 S=$SHARE; RUNS=$RUNS
-PV="node \$REPO/dist/pvdisk.mjs"
+PV="node \$REPO/dist/pvdisk.cjs"
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=\$1} END {print a[int((NR+1)/2)]}'; }
 state() { # name size

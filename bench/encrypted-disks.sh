@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 W=$(mktemp -d /tmp/pvdisk-bench-enc-XXXXXX)
-PV="node $PWD/dist/pvdisk.mjs"
+PV="node $PWD/dist/pvdisk.cjs"
 cleanup() {
   set +e
   for s in kf tp; do $PV disk down --state "$W/$s/state" --root "$W/$s/root" >/dev/null 2>&1; done
@@ -49,7 +49,7 @@ rm -rf "$SHARE"; mkdir -p "$SHARE"
 cat > "$SHARE/bench-guest.sh" <<GUEST
 set -euo pipefail
 S=$SHARE; RUNS=$RUNS
-PV="node \$REPO/dist/pvdisk.mjs"
+PV="node \$REPO/dist/pvdisk.cjs"
 ip link set lo up
 mkdir -p /tmp/tpm
 swtpm socket --tpm2 --tpmstate dir=/tmp/tpm --server type=tcp,port=2321 --ctrl type=tcp,port=2322 --flags not-need-init,startup-clear --daemon

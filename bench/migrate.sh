@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}; MIB=${2:-1024}
 W=$(mktemp -d /var/tmp/pvdisk-bench-migrate-XXXXXX)
-PV="node $PWD/dist/pvdisk.mjs"
+PV="node $PWD/dist/pvdisk.cjs"
 cleanup() { set +e; grep " $W" /proc/self/mountinfo | awk '{print $5}' | tac | xargs -r -n1 umount -l; rm -rf "$W"; }
 trap cleanup EXIT
 . bench/timing.sh

@@ -11,7 +11,7 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const cli = fileURLToPath(new URL('../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../dist/pvdisk.cjs', import.meta.url))
 const concurrent = Number(process.argv[2] ?? 200)
 const rounds = Number(process.argv[3] ?? 5)
 const dir = mkdtempSync('/tmp/pvdisk-load-')

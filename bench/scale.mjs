@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const cli = fileURLToPath(new URL('../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../dist/pvdisk.cjs', import.meta.url))
 const sizes = (process.argv[2] ?? '10,100,1000').split(',').map(Number)
 const PATHS = ['/data', '/cache', '/scratch', '/var/log']
 const KINDS = ['permanent@d', 'revision@d', 'boot@d', 'permanent@d']

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-11}
 W=$(mktemp -d /tmp/pvdisk-bench-up-XXXXXX)
-PV="node $PWD/dist/pvdisk.mjs"
+PV="node $PWD/dist/pvdisk.cjs"
 cleanup() {
   set +e
   $PV down --state "$W/state" --root "$W/root" >/dev/null 2>&1

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const runs = Number(process.argv[2] ?? 21)
-const cli = fileURLToPath(new URL('../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../dist/pvdisk.cjs', import.meta.url))
 
 export const generateState = (dir, apps = 500, disks = 50) => {
   const types = ['dm-crypt-versatile', 'volume-disk', 'directory']

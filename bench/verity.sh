@@ -17,7 +17,7 @@ cat > "$SHARE/bench-guest.sh" <<GUEST
 set -euo pipefail
 RUNS=$RUNS; MIB=$MIB
 for m in dm-verity squashfs; do /run/modprobe \$m; done
-PV="node \$REPO/dist/pvdisk.mjs"
+PV="node \$REPO/dist/pvdisk.cjs"
 . \$REPO/bench/timing.sh
 W=/tmp/w; A=\$W/state/web; mkdir -p \$A \$W/root /tmp/content /tmp/plain
 head -c \$((MIB * 1024 * 1024)) /dev/urandom > /tmp/content/data

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-11}
 W=$(mktemp -d /tmp/pvdisk-bench-XXXXXX)
-PV="node $PWD/dist/pvdisk.mjs"
+PV="node $PWD/dist/pvdisk.cjs"
 NAME=pvdisk-bench$$
 cleanup() {
   set +e
@@ -61,12 +61,12 @@ fresh_ns() {
 }
 done_ns() { kill "$NSPID"; wait "$NSPID" 2>/dev/null || true; NSPID=; }
 CLIENT="$PWD/dist/pvdisk-hook --socket /run/docker/plugins/$NAME.sock oci --stage createRuntime"
-fresh_ns; echo "$STATE" | node $PWD/dist/pvdisk-oci-hook.mjs >/dev/null; done_ns  # warm up
+fresh_ns; echo "$STATE" | node $PWD/dist/pvdisk-oci-hook.cjs >/dev/null; done_ns  # warm up
 fresh_ns; echo "$STATE" | PVDISK_NODE=/nonexistent $CLIENT >/dev/null; done_ns
 H=(); C=(); N=()
 for i in $(seq "$RUNS"); do
   t0=$(now); node -e 0; t1=$(now)
-  fresh_ns; t2=$(now); echo "$STATE" | node $PWD/dist/pvdisk-oci-hook.mjs >/dev/null; t3=$(now); done_ns
+  fresh_ns; t2=$(now); echo "$STATE" | node $PWD/dist/pvdisk-oci-hook.cjs >/dev/null; t3=$(now); done_ns
   fresh_ns; t4=$(now); echo "$STATE" | PVDISK_NODE=/nonexistent $CLIENT >/dev/null; t5=$(now); done_ns
   N+=($(( (t1 - t0) / 1000000 ))); H+=($(( (t3 - t2) / 1000000 ))); C+=($(( (t5 - t4) / 1000000 )))
 done

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const repo = fileURLToPath(new URL('../', import.meta.url))
-const cli = join(repo, 'dist/pvdisk.mjs')
+const cli = join(repo, 'dist/pvdisk.cjs')
 const hookClient = join(repo, 'dist/pvdisk-hook')
 const say = line => process.stdout.write(`${line}\n`)
 const run = (argv, opts = {}) => spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 120_000, ...opts })

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 
-const cli = new URL('../dist/pvdisk.mjs', import.meta.url).pathname
+const cli = new URL('../dist/pvdisk.cjs', import.meta.url).pathname
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
 // a fixed width and no terminal: the page is the same on every machine
 const help = (...args) => execFileSync(process.execPath, [cli, ...args, '--help'], { encoding: 'utf8', env: { ...process.env, COLUMNS: '78' } }).trimEnd()

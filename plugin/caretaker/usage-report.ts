@@ -8,7 +8,7 @@ import type { DiskIndex } from '../config/check-device.js'
 import { hostPath, mountPointOf, type DiskContext } from '../disks/context.js'
 import { backendFor, isProvisionedByPvdisk } from '../disks/engine.js'
 import { servingDuals } from '../disks/dual.js'
-import { allocatedBytes, beginMeasurement, emptyCache, endMeasurement, fsUsageOf, measureIn, subdirs, type FsUsage, type TreeCache } from './usage.js'
+import { allocatedBytes, beginMeasurement, emptyCache, endMeasurement, fsUsageOf, measureIn, subdirsIn, type FsUsage, type TreeCache } from './usage.js'
 
 export interface DiskUsage extends Partial<FsUsage> {
   disk: string
@@ -36,10 +36,10 @@ export interface UsageReport {
 }
 
 /** every <base>/{perm,boot}/<app>/<vol> and <base>/rev/<rev>/<app>/<vol> that exists */
-const volumeDirs = (base: string) => [
-  ...['perm', 'boot'].flatMap(kind => subdirs(join(base, kind)).flatMap(app => subdirs(join(base, kind, app)).map(volume =>
+const volumeDirs = (list: (dir: string) => string[], base: string) => [
+  ...['perm', 'boot'].flatMap(kind => list(join(base, kind)).flatMap(app => list(join(base, kind, app)).map(volume =>
     ({ persistence: kind === 'perm' ? 'permanent' as const : 'boot' as const, revision: '', app, volume, path: join(base, kind, app, volume) })))),
-  ...subdirs(join(base, 'rev')).flatMap(revision => subdirs(join(base, 'rev', revision)).flatMap(app => subdirs(join(base, 'rev', revision, app)).map(volume =>
+  ...list(join(base, 'rev')).flatMap(revision => list(join(base, 'rev', revision)).flatMap(app => list(join(base, 'rev', revision, app)).map(volume =>
     ({ persistence: 'revision' as const, revision, app, volume, path: join(base, 'rev', revision, app, volume) })))),
 ]
 
@@ -57,7 +57,7 @@ export const collectUsage = (ctx: DiskContext, index: DiskIndex, cache: TreeCach
   // one measurement for every volume: each directory is visited once, whatever the number of volumes
   const m = beginMeasurement(cache, opts.fullEvery)
   const measure = (disk: string, base: string) => {
-    for (const v of volumeDirs(base)) {
+    for (const v of volumeDirs(dir => subdirsIn(m, cache, dir), base)) {
       const t = measureIn(m, cache, v.path)
       volumes.push({ disk, ...v, bytes: t.bytes, files: t.files })
     }

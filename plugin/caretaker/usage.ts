@@ -108,6 +108,27 @@ export const measureIn = (m: Measurement, cache: TreeCache, root: string): TreeU
   return { ...total, stats }
 }
 
+/**
+ * The subdirectories of dir, from the cache while dir's mtime and ctime have not moved (a
+ * subdirectory added, removed or renamed moves them), within a measurement; sorted. Usage
+ * lists the layout's directories (perm/<app>, rev/<revision>/<app>, ...) this way: a cached
+ * measurement costs one stat per directory of the layout, not one listing.
+ */
+export const subdirsIn = (m: Measurement, cache: TreeCache, dir: string): string[] => {
+  let st
+  try {
+    st = lstatSync(dir)
+  } catch {
+    return []
+  }
+  if (!st.isDirectory()) return []
+  const key = keyOf(st)
+  let entry = cache.dirs[dir]
+  if (m.full || !entry || entry.key !== key) entry = listDir(dir, key).entry
+  m.seen[dir] = entry
+  return entry.subdirs.map(p => p.slice(dir.length + 1)).sort()
+}
+
 /** one tree as its own measurement; the cache keeps what it holds of other trees */
 export const measureTree = (root: string, cache: TreeCache, opts: { fullEvery?: number } = {}): TreeUsage & { stats: number } => {
   const m = beginMeasurement(cache, opts.fullEvery)

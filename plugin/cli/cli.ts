@@ -114,4 +114,8 @@ export const main = async (args: string[]): Promise<void> => {
   }
 }
 
-await main(hideBin(process.argv))
+// No top-level await: the CLI is a CommonJS bundle run from V8's code cache (scripts/bundle.mjs).
+// Once the command is done the process exits at once, not after tearing its heap down (~20 ms
+// of every command); standard output and error are written synchronously on Linux.
+const args = hideBin(process.argv)
+main(args).catch((e: unknown) => fail(args, e)).then(() => process.exit())

@@ -26,7 +26,7 @@ input=
 
 in_process() {
   self=$(readlink -f -- "$0") || self=$0
-  program=${self%/*}/pvdisk-$kind-hook.mjs
+  program=${self%/*}/pvdisk-$kind-hook.cjs
   node=${PVDISK_NODE:-$(command -v node || echo /usr/bin/node)}
   if [ "$kind" = oci ]; then
     printf '%s' "$input" | "$node" "$program" "$@"

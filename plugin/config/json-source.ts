@@ -183,7 +183,53 @@ class Parser {
   }
 }
 
-export const parseJson = (text: string): ParsedJson => new Parser(text).parse()
+/** object members in valid JSON text: the colons outside strings */
+const membersIn = (text: string): number => {
+  let n = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x3a) n++
+    else if (c === 0x22) {
+      for (i++; text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++
+    }
+  }
+  return n
+}
+
+/** keys of every object in a value, or -1 when a container nests deeper than the parser allows */
+const keysIn = (v: Json, depth: number): number => {
+  if (typeof v !== 'object' || v === null) return 0
+  if (depth >= MAX_DEPTH) return -1
+  let n = 0
+  const children = Array.isArray(v) ? v : Object.values(v)
+  if (!Array.isArray(v)) n += children.length
+  for (const child of children) {
+    const k = keysIn(child, depth + 1)
+    if (k < 0) return -1
+    n += k
+  }
+  return n
+}
+
+/**
+ * JSON.parse first (native, several times faster), the parser only where it is needed: for
+ * the place of a syntax error, for a duplicate key (JSON.parse keeps the last value, as the
+ * parser does, but says nothing: a member count of the text that differs from the keys
+ * parsed gives it away), for nesting deeper than MAX_DEPTH, and for the offsets, which only
+ * a problem's line and column need, so they are found on first use.
+ */
+export const parseJson = (text: string): ParsedJson => {
+  let value: Json
+  try {
+    value = JSON.parse(text) as Json
+  } catch {
+    return new Parser(text).parse() // throws JsonSyntaxError, with where
+  }
+  const keys = keysIn(value, 0)
+  if (keys < 0 || keys !== membersIn(text)) return new Parser(text).parse()
+  let offsets: Map<string, number> | undefined
+  return { value, duplicates: [], text, get offsets() { return (offsets ??= new Parser(text).parse().offsets) } }
+}
 
 /** 1-based line and column of an offset */
 export const lineColumn = (text: string, offset: number): { line: number, column: number } => {

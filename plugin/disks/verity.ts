@@ -6,7 +6,7 @@
 // checks each block as it is read: a block changed later reads as EIO, never as other data,
 // and the mapping's status turns from V (verified) to C (corrupted).
 import { closeSync, openSync, readSync } from 'node:fs'
-import { createHash } from 'node:crypto'
+import { crypto } from '../host/lazy-crypto.js'
 import { fileProblem, type VerityVolume } from '../config/verity.js'
 import { dirname, relative } from 'node:path'
 import { errorSaid, PvdiskError } from '../errors.js'
@@ -21,7 +21,7 @@ import { parseExt4Superblock } from './ext4.js'
  * spaces to dmsetup).
  */
 export const verityDmName = (app: string, volume: string): string =>
-  `pvdisk-verity-${createHash('sha256').update(`${app}/${volume}`).digest('hex').slice(0, 16)}`
+  `pvdisk-verity-${crypto().createHash('sha256').update(`${app}/${volume}`).digest('hex').slice(0, 16)}`
 
 /** Pantavisor's place for a volume: <root>/volumes/<app>/<volume> */
 export const verityMountPoint = (ctx: DiskContext, app: string, volume: string): string => hostPath(ctx, `/volumes/${app}/${volume}`)

@@ -9,7 +9,7 @@ import { IMAGE, startDockerd } from '../fixtures/dockerd.js'
 import { json, unmountUnder } from '../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 t.setTimeout(300_000)
 
 const state = {

@@ -14,7 +14,7 @@ import { ProcessRunner } from '../../plugin/host/run.js'
 import { json, unmountUnder } from '../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 t.setTimeout(120_000)
 
 t.test('configuration: defaults, a file, flags, and clear errors', async t => {

@@ -3,12 +3,12 @@ import { spawnSync } from 'node:child_process'
 import { appendFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { emptyCache, measureTree } from '../../plugin/caretaker/usage.js'
+import { beginMeasurement, emptyCache, endMeasurement, measureTree, subdirsIn } from '../../plugin/caretaker/usage.js'
 import { toPrometheus, type UsageReport } from '../../plugin/caretaker/usage-report.js'
 import { json, unmountUnder } from '../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 
 t.test('a tree is measured once, then from cache while nothing changes', async t => {
   const dir = t.testdir({ v: { a: 'x'.repeat(10), sub: { b: 'y', deeper: { c: 'z' } } }, outside: { big: 'o'.repeat(100_000) } })
@@ -29,6 +29,30 @@ t.test('a tree is measured once, then from cache while nothing changes', async t
   t.equal(measureTree(join(dir, 'v'), cache, { fullEvery: 3 }).bytes, before, 'growth of an existing file is not seen from cache (documented)')
   t.ok(measureTree(join(dir, 'v'), cache, { fullEvery: 3 }).bytes > 100_000, 'but at the next full walk (every 3rd here)')
   t.equal(measureTree(join(dir, 'missing'), cache).files, 0)
+})
+
+t.test('the layout\'s directories are listed from cache while they do not change; a volume added or removed is seen', async t => {
+  const dir = t.testdir({ perm: { web: { 'docker--data': {}, 'docker--logs': {} }, db: { 'docker--x': {} } } })
+  const cache = emptyCache()
+  const list = (d: string) => {
+    const m = beginMeasurement(cache, 1000)
+    const out = subdirsIn(m, cache, join(dir, d))
+    for (const [k, v] of Object.entries(cache.dirs)) m.seen[k] ??= v
+    endMeasurement(cache, m)
+    return out
+  }
+  t.same(list('perm'), ['db', 'web'])
+  t.same(list('perm/web'), ['docker--data', 'docker--logs'])
+  t.same(list('perm/web'), ['docker--data', 'docker--logs'], 'from cache')
+  mkdirSync(join(dir, 'perm/web/docker--new'))
+  t.same(list('perm/web'), ['docker--data', 'docker--logs', 'docker--new'], 'a volume made since is listed')
+  rmSync(join(dir, 'perm/web/docker--logs'), { recursive: true })
+  t.same(list('perm/web'), ['docker--data', 'docker--new'], 'a volume removed since is not')
+  mkdirSync(join(dir, 'perm/api'))
+  t.same(list('perm'), ['api', 'db', 'web'], 'nor an app made since')
+  symlinkSync(join(dir, 'perm/db'), join(dir, 'perm/web/docker--link'))
+  t.same(list('perm/web'), ['docker--data', 'docker--new'], 'a link is not a volume, as before')
+  t.same(list('missing'), [])
 })
 
 const parseProm = (text: string) => text.split('\n').filter(l => l && !l.startsWith('#')).map(l => {

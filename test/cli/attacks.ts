@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url'
 import { json, unmountUnder } from '../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
-const hookProgram = fileURLToPath(new URL('../../dist/pvdisk-oci-hook.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
+const hookProgram = fileURLToPath(new URL('../../dist/pvdisk-oci-hook.cjs', import.meta.url))
 
 const device = json({ groups: [], disks: [{ name: 'data', type: 'volume-disk' }] })
 const src = json({ '#spec': 'service-manifest-src@1', persistence: { '/data': 'permanent@data', '/cache': 'revision' } })

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { json, withTmpfs } from '../fixtures/helpers.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 const run = (args: string[], cwd?: string) => {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
@@ -119,7 +119,8 @@ t.test('out of space anywhere: one clear line naming the path, exit 1, valid --j
 t.test('--version prints the package version from any directory; the hook programs answer --help', async t => {
   const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
   t.equal(run(['--version'], '/').stdout.trim(), version)
-  for (const program of ['pvdisk-oci-hook.mjs', 'pvdisk-lxc-hook.mjs']) {
+  // the .cjs programs, and the .mjs ones that hook lines written before name
+  for (const program of ['pvdisk-oci-hook.cjs', 'pvdisk-lxc-hook.cjs', 'pvdisk-oci-hook.mjs', 'pvdisk-lxc-hook.mjs']) {
     const { spawnSync } = await import('node:child_process')
     const r = spawnSync(process.execPath, [fileURLToPath(new URL(`../../dist/${program}`, import.meta.url)), '--help'], { encoding: 'utf8', cwd: '/' })
     t.equal(r.status, 0, program)

@@ -10,9 +10,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findInPath } from '../../plugin/host/run.js'
 import { requirePrereq } from '../fixtures/prereq.js'
+import { cacheAccepted } from '../fixtures/code-cache.js'
 
 const repo = fileURLToPath(new URL('../../', import.meta.url))
-const cli = join(repo, 'dist/pvdisk.mjs')
+const cli = join(repo, 'dist/pvdisk.cjs')
 const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version
 t.setTimeout(300_000)
 
@@ -27,7 +28,7 @@ t.test('completion for bash and zsh, from the command definitions', async t => {
 })
 
 t.test('--version and --help answered without loading the CLI say what the CLI says', async t => {
-  const cliItself = join(repo, 'dist/pvdisk-cli.mjs')
+  const cliItself = join(repo, 'dist/pvdisk.bundle.cjs') // the CLI's bundle runs as a CommonJS module too, without the launcher
   const run = (program: string, arg: string) => spawnSync(process.execPath, [program, arg], { encoding: 'utf8', cwd: '/' })
   t.equal(run(cli, '--version').stdout, `${version}\n`)
   t.equal(run(cli, '--version').stdout, run(cliItself, '--version').stdout)
@@ -52,7 +53,8 @@ t.test('npm pack, then a global install: the commands, the version, the man page
   t.equal(packed.status, 0, packed.stderr)
   const [info] = JSON.parse(packed.stdout) as { filename: string, files: { path: string }[] }[]
   const files = (info?.files ?? []).map(f => f.path)
-  for (const f of ['dist/pvdisk.mjs', 'dist/pvdisk-cli.mjs', 'dist/pvdisk-oci-hook.mjs', 'dist/pvdisk-lxc-hook.mjs', 'dist/pvdisk-hook', 'dist/pvdisk.1', 'systemd/pvdisk.service', 'systemd/pvdisk.socket', 'etc/pvdisk/pvdisk.conf', 'schemas/device.schema.json']) {
+  for (const f of ['dist/pvdisk.mjs', 'dist/pvdisk.cjs', 'dist/pvdisk.bundle.cjs', 'dist/pvdisk.bundle.cjs.v8cache', 'dist/pvdisk-docker.cjs', 'dist/pvdisk-oci-hook.mjs', 'dist/pvdisk-lxc-hook.mjs', 'dist/pvdisk-oci-hook.cjs', 'dist/pvdisk-lxc-hook.cjs',
+    'dist/pvdisk-oci-hook.bundle.cjs', 'dist/pvdisk-oci-hook.bundle.cjs.v8cache', 'dist/pvdisk-lxc-hook.bundle.cjs.v8cache', 'dist/pvdisk-hook', 'dist/pvdisk.1', 'systemd/pvdisk.service', 'systemd/pvdisk.socket', 'etc/pvdisk/pvdisk.conf', 'schemas/device.schema.json']) {
     t.ok(files.includes(f), `the package holds ${f}`)
   }
   t.notOk(files.some(f => f.startsWith('test/') || f.startsWith('plugin/')), 'and neither tests nor sources')
@@ -64,6 +66,9 @@ t.test('npm pack, then a global install: the commands, the version, the man page
   t.equal(bin('pvdisk', ['--version']).stdout.trim(), version, 'pvdisk --version prints the package version, from any directory')
   t.match(bin('pvdisk-hook', ['lxc', '--help']).stdout, /^usage: pvdisk-lxc-hook up\|down/, 'pvdisk-hook finds the hook program through npm\'s link')
   t.match(bin('pvdisk-oci-hook', ['--help']).stdout, /^usage: pvdisk-oci-hook/)
+  for (const name of ['pvdisk', 'pvdisk-oci-hook', 'pvdisk-lxc-hook']) {
+    t.ok(cacheAccepted(join(prefix, `lib/node_modules/pvdisk/dist/${name}.bundle.cjs`)), `installed from the package, ${name} runs from its code cache`)
+  }
   if (!requirePrereq(t, findInPath('man') !== undefined, 'man is not installed (apt-get install man-db)')) return
   const where = spawnSync('man', ['-M', join(prefix, 'share/man'), '-w', 'pvdisk'], { encoding: 'utf8' })
   t.equal(where.status, 0, `man finds the installed page: ${where.stderr}`)

@@ -72,3 +72,21 @@ t.test('lineColumn is 1-based', async t => {
   t.same(lineColumn('ab\ncd', 0), { line: 1, column: 1 })
   t.same(lineColumn('ab\ncd', 4), { line: 2, column: 2 })
 })
+
+t.test('JSON.parse first: colons and escaped quotes inside strings count as no members; offsets come on first use', async t => {
+  const text = '{"a:b": "x:\\":y", "c": ["d:", {"e\\\\": ":"}], "f": {"g": 1}}'
+  const p = parseJson(text)
+  t.same(p.value, JSON.parse(text))
+  t.same(p.duplicates, [])
+  t.ok(p.offsets.has('/c/1/e\\'), 'the offsets, found when asked for')
+  t.equal(p.offsets.get('/f/g'), text.indexOf('"g"'))
+  const hidden = parseJson('{"k": "a\\"b:c", "k": 2}')
+  t.same(hidden.duplicates.map(d => d.pointer), ['/k'], 'a duplicate beside a string with an escaped quote and a colon')
+  t.same(hidden.value, { k: 2 })
+})
+
+t.test('valid JSON nested deeper than the parser allows is still refused', async t => {
+  t.throws(() => parseJson(`${'['.repeat(300)}${']'.repeat(300)}`), /nesting deeper/)
+  t.throws(() => parseJson(`${'{"a":'.repeat(300)}1${'}'.repeat(300)}`), /nesting deeper/)
+  t.same(parseJson(`${'['.repeat(256)}${']'.repeat(256)}`).duplicates, [], '256 levels are allowed, as before')
+})

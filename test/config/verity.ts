@@ -86,7 +86,7 @@ t.test('in a signed state the signature covers the root hash: a changed manifest
   const { tmpdir } = await import('node:os')
   const keys = mkdtempSync(join(tmpdir(), 'pvdisk-verity-sign-'))
   t.teardown(() => rmSync(keys, { recursive: true, force: true }))
-  const cli = new URL('../../dist/pvdisk.mjs', import.meta.url).pathname
+  const cli = new URL('../../dist/pvdisk.cjs', import.meta.url).pathname
   const dir = stateWith(t, { 'run.json': run(['dm:data.squashfs']), 'src.json': src(), 'data.squashfs': 'x', 'data.squashfs.hash': 'y', _dm: { 'data.squashfs.json': manifest(pvr) } })
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
   writeFileSync(join(keys, 'signer.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }))

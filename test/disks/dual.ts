@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { json, unmountUnder } from '../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 t.setTimeout(300_000)
 
 const device = (order: string[]) => json({ groups: [], disks: [{ name: 'new', type: 'volume-disk' }, { name: 'old', type: 'volume-disk' }], disks_v3: [{ name: 'd', type: 'dual', disks: ['new', 'old'], init_order: order }] })

@@ -12,7 +12,7 @@ import { flushTpm, startSwtpm, startTang } from '../fixtures/keyservers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
 t.setTimeout(600_000)
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 
 const prereqs = (t: Test): boolean =>
   requirePrereq(t, isRoot(), 'loop mounts need root') &&

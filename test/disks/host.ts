@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { json, withTmpfs } from '../fixtures/helpers.js'
 import { isRoot, asOtherUser, requirePrereq } from '../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 const run = (args: string[], opts: { env?: NodeJS.ProcessEnv, uid?: number } = {}) => {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: opts.env ?? process.env, ...(opts.uid ? { uid: opts.uid, gid: opts.uid } : {}) })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
@@ -104,9 +104,9 @@ t.test('disk operations need root; plan does not', async t => {
   mkdirSync(join(dir, 'state'))
   mkdirSync(join(dir, 'root'))
   writeFileSync(join(dir, 'state/device.json'), device)
-  copyFileSync(cli, join(dir, 'pvdisk.mjs'))
-  copyFileSync(join(dirname(cli), 'pvdisk-cli.mjs'), join(dir, 'pvdisk-cli.mjs'))
-  const nobody = (args: string[]) => spawnSync(...asOtherUser([process.execPath, join(dir, 'pvdisk.mjs'), ...args, '--state', join(dir, 'state'), '--root', join(dir, 'root')]), { encoding: 'utf8', uid: 65534, gid: 65534 })
+  copyFileSync(cli, join(dir, 'pvdisk.cjs'))
+  for (const f of ['pvdisk.bundle.cjs', 'pvdisk.bundle.cjs.v8cache']) copyFileSync(join(dirname(cli), f), join(dir, f))
+  const nobody = (args: string[]) => spawnSync(...asOtherUser([process.execPath, join(dir, 'pvdisk.cjs'), ...args, '--state', join(dir, 'state'), '--root', join(dir, 'root')]), { encoding: 'utf8', uid: 65534, gid: 65534 })
   const r = nobody(['disk', 'up'])
   t.equal(r.status, 2, r.stderr)
   t.match(r.stderr, /^pvdisk: disk operations need root/m)

@@ -10,7 +10,7 @@ import { json, unmountUnder } from '../fixtures/helpers.js'
 import { flushTpm, startSwtpm } from '../fixtures/keyservers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 
 const host = (t: Test) => {
   const dir = t.testdir({ state: { 'device.json': json({ groups: [{ name: 'app' }], disks: [{ name: 'data', type: 'volume-disk' }] }) }, root: {} })

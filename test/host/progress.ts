@@ -37,7 +37,7 @@ t.test('nothing when the output is not a terminal', async t => {
 
 t.test('pvdisk gc shows progress on a terminal only', async t => {
   if (!requirePrereq(t, findInPath('script') !== undefined, 'script(1) is not installed (bsdutils)')) return
-  const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+  const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
   const dir = t.testdir({ state: { 'device.json': json({ groups: [] }), web: { 'src.json': json({ '#spec': 'service-manifest-src@1', persistence: {} }) } }, root: {} })
   for (const r of ['1', '2', '3', '4']) mkdirSync(join(dir, 'root/storage/disks/rev', r, 'web/docker--x'), { recursive: true })
   const args = ['gc', '--dry-run', '--keep', '0', '--revision', '9', '--state', join(dir, 'state'), '--root', join(dir, 'root')]

@@ -14,7 +14,7 @@ import { json, unmountUnder, until } from '../fixtures/helpers.js'
 import { fill, fingerprint } from '../fixtures/trees.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 t.setTimeout(600_000)
 
 const device = json({ groups: [{ name: 'app' }], disks: [{ name: 'a', type: 'volume-disk' }, { name: 'b', type: 'volume-disk' }] })
@@ -180,7 +180,7 @@ t.test('the OCI hook under runc: a volume moved to another disk reaches the next
   if (!requirePrereq(t, findInPath('runc') !== undefined, 'runc is not installed (it comes with docker.io)')) return
   if (!requirePrereq(t, isRoot(), 'runc needs root')) return
   await withSetup(t, async ({ dir, state, root, A, B, moveTo }) => {
-    const hookProgram = fileURLToPath(new URL('../../dist/pvdisk-oci-hook.mjs', import.meta.url))
+    const hookProgram = fileURLToPath(new URL('../../dist/pvdisk-oci-hook.cjs', import.meta.url))
     const run = (name: string, cmd: string) => {
       const b = join(dir, `bundle-${name}`)
       makeBusyboxRootfs(join(b, 'rootfs'))

@@ -11,7 +11,7 @@ import { findInPath } from '../../plugin/host/run.js'
 import { blockSizeFor, dmifiedRun, manifestText, parseFormatOutput } from '../../plugin/volumes/verity-make.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/pvdisk.cjs', import.meta.url))
 t.setTimeout(300_000)
 
 const pvdisk = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env } })

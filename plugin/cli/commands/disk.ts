@@ -1,4 +1,5 @@
 // pvdisk disk up|down|status [NAME...] [--dry-run], pvdisk disk recover NAME [--recovery-key FILE]
+import { readFileSync } from 'node:fs'
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 import type { DiskStatus } from '../../disks/context.js'
@@ -14,7 +15,6 @@ export const builder = (y: Argv<GlobalOptions>) =>
     .option('recovery-key', { type: 'string', describe: 'recover: the file holding the recovery key (default: read it from stdin)' })
 
 const readRecoveryInput = async (file: string | undefined): Promise<Buffer> => {
-  const { readFileSync } = await import('node:fs')
   const { PvdiskError } = await import('../../errors.js')
   try {
     return readFileSync(file ?? 0)

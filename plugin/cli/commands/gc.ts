@@ -1,4 +1,5 @@
 // pvdisk gc [--dry-run] [--keep N] [--revision R] [--prune-orphans] [--grace DAYS]
+import { resolve } from 'node:path'
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 import { humanBytes } from '../format.js'
@@ -22,7 +23,6 @@ export const handler = async (argv: GlobalOptions & { dryRun: boolean, keep: num
   const state = await loadState(argv.state)
   const errors = state.problems.filter(p => p.severity === 'error')
   if (errors.length > 0) throw new InvalidInputError(`${argv.state}: ${errors.length} error(s) in the state; nothing removed`, state.problems)
-  const { resolve } = await import('node:path')
   const ctx = { root: resolve(argv.root), runner: new ProcessRunner(), kernel: liveKernel, log: () => undefined }
   const { createProgress } = await import('../../host/progress.js')
   let progress: ReturnType<typeof createProgress> | undefined

@@ -1,4 +1,5 @@
 // pvdisk oci-hook [--stage STAGE] [--hooks-d DIR]
+import { readFileSync } from 'node:fs'
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 
@@ -17,7 +18,6 @@ export const handler = async (argv: GlobalOptions & { stage: string, hooksD?: st
     const files = await writeHooksD(argv.hooksD, argv.socket)
     return { data: { files }, lines: files.map(f => `wrote ${f}`), exitCode: 0 }
   }
-  const { readFileSync } = await import('node:fs')
   const lines = await ociHook(argv.stage, readFileSync(0, 'utf8'))
   return { data: { mounted: lines }, lines, exitCode: 0 }
 }

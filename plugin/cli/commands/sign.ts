@@ -1,4 +1,6 @@
 // pvdisk sign NAME --key FILE [--x5c FILE] [--include GLOB...] [--exclude GLOB...] [--raw] [--noconfig]
+import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 
@@ -15,8 +17,6 @@ export const builder = (y: Argv<GlobalOptions>) =>
     .option('noconfig', { type: 'boolean', default: false, describe: 'leave _config/NAME/** out' })
 
 export const handler = async (argv: GlobalOptions & { name: string, key: string, x5c?: string, include?: string[], exclude?: string[], raw: boolean, noconfig: boolean }): Promise<CommandResult> => {
-  const { readFileSync, mkdirSync } = await import('node:fs')
-  const { join } = await import('node:path')
   const { PvdiskError } = await import('../../errors.js')
   const { stateJsonOf } = await import('../../config/pvs/state-json.js')
   const { partGlobs, signState } = await import('../../config/pvs/sign.js')

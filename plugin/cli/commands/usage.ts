@@ -1,4 +1,5 @@
 // pvdisk usage [--write DIR]
+import { dirname } from 'node:path'
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 import { humanBytes } from '../format.js'
@@ -21,7 +22,6 @@ export const handler = async (argv: GlobalOptions & { write?: string }): Promise
   const cacheFile = report.cacheFileOf(session.ctx)
   const cache = report.loadCache(cacheFile, m => session.ctx.log(`warning: ${m}`))
   const r = report.collectUsage(session.ctx, session.disks, cache)
-  const { dirname } = await import('node:path')
   try {
     mkdirNoFollow(session.ctx.root, dirname(cacheFile), 0o700)
     await writeFileAtomic(cacheFile, JSON.stringify(cache), 0o600)

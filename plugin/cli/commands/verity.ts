@@ -1,5 +1,7 @@
 // pvdisk verity make APP VOLUME [--dry-run]: seal a read-only image with dm-verity, as
 // `pvr dm-convert APP VOLUME` does (the hash tree, _dm/VOLUME.json, run.json's dm:VOLUME).
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import type { Argv } from 'yargs'
 import type { CommandResult, GlobalOptions } from '../cli-types.js'
 
@@ -14,8 +16,8 @@ export const builder = (y: Argv<GlobalOptions>) =>
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the command that would run and the files that would change, write nothing' })
 
 export const handler = async (argv: GlobalOptions & { action: 'make', app: string, volume: string, dryRun: boolean }): Promise<CommandResult> => {
-  const [{ makeVerity }, { liveKernel }, { ProcessRunner, RecordingRunner }, { existsSync }, { join, resolve }] = await Promise.all([
-    import('../../volumes/verity-make.js'), import('../../disks/context.js'), import('../../host/run.js'), import('node:fs'), import('node:path')])
+  const [{ makeVerity }, { liveKernel }, { ProcessRunner, RecordingRunner }] = await Promise.all([
+    import('../../volumes/verity-make.js'), import('../../disks/context.js'), import('../../host/run.js')])
   const runner = new RecordingRunner()
   const made = await makeVerity({ root: resolve(argv.root), runner: argv.dryRun ? runner : new ProcessRunner(), kernel: liveKernel, log: () => undefined }, argv.state, argv.app, argv.volume)
   if (argv.dryRun) return { data: { commands: runner.lines }, lines: runner.lines, exitCode: 0 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The LXC hook as its own small program (dist/pvdisk-lxc-hook.mjs): LXC runs it at every
+// The LXC hook as its own small program (dist/pvdisk-lxc-hook.cjs): LXC runs it at every
 // container start, so it skips the CLI's argument parser and loads only what the /volumes
 // step needs. As hook lines:
 //   lxc.hook.pre-start = pvdisk-lxc-hook up APP --state DIR [--root DIR] [--revision REV]
@@ -19,12 +19,16 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   process.exit(0)
 }
 
-try {
-  const { action, opts } = parseLxcHookArgs(process.argv.slice(2))
-  const mounts = action === 'up' ? await volumesUp(opts) : await volumesDown(opts)
-  if (mounts.length > 0) process.stdout.write(`${mounts.map(m => `${m.target}: ${m.result}`).join('\n')}\n`)
-} catch (thrown) {
+const fail = (thrown: unknown): void => {
   const { text, exitCode } = failureReport(thrown, 'lxc hook')
   process.stderr.write(text)
   process.exitCode = exitCode
 }
+const run = () => {
+  const { action, opts } = parseLxcHookArgs(process.argv.slice(2))
+  return action === 'up' ? volumesUp(opts) : volumesDown(opts)
+}
+// no top-level await: the program is a CommonJS bundle, run from V8's code cache (scripts/bundle.mjs)
+Promise.resolve().then(run).then(mounts => {
+  if (mounts.length > 0) process.stdout.write(`${mounts.map(m => `${m.target}: ${m.result}`).join('\n')}\n`)
+}, fail)

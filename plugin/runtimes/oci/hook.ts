@@ -165,13 +165,13 @@ const verityInto = async (ctx: DiskContext, app: AppState, rootfs: string, id: s
 
 /** a program of dist/ (the hook program, the fast path's client), next to this module bundled or not */
 const distProgram = (name: string): string => {
-  // bundled, this module is dist/pvdisk-cli.mjs; built but not bundled, dist/runtimes/oci/hook.js
+  // bundled, this module is dist/pvdisk.bundle.cjs (or a hook bundle); built but not bundled, dist/runtimes/oci/hook.js
   const bundled = fileURLToPath(new URL(`./${name}`, import.meta.url))
   const unbundled = fileURLToPath(new URL(`../../${name}`, import.meta.url))
   return existsSync(bundled) || !existsSync(unbundled) ? bundled : unbundled
 }
 
-export const hookProgram = (): string => distProgram('pvdisk-oci-hook.mjs')
+export const hookProgram = (): string => distProgram('pvdisk-oci-hook.cjs')
 
 /** sh + curl: hands the hook to `pvdisk serve`, else runs hookProgram() */
 export const hookClient = (): string => distProgram('pvdisk-hook')

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The OCI hook as its own small program (dist/pvdisk-oci-hook.mjs): runtimes call it on
+// The OCI hook as its own small program (dist/pvdisk-oci-hook.cjs): runtimes call it on
 // every container start, so it skips the CLI's argument parser and loads only what the
 // hook needs. Usage, as a hook entry: pvdisk-oci-hook [--stage createRuntime|poststop]
 import { readFileSync } from 'node:fs'
@@ -18,11 +18,11 @@ if (args.includes('--help') || args.includes('-h')) {
 }
 const at = args.indexOf('--stage')
 const stage = at >= 0 ? args[at + 1] ?? '' : 'createRuntime'
-try {
-  const lines = await ociHook(stage, readFileSync(0, 'utf8')) // stdin, at once: the OCI state is small
+// no top-level await: the program is a CommonJS bundle, run from V8's code cache (scripts/bundle.mjs)
+ociHook(stage, readFileSync(0, 'utf8')).then(lines => { // stdin, at once: the OCI state is small
   if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`)
-} catch (thrown) {
+}, (thrown: unknown) => {
   const { text, exitCode } = failureReport(thrown, 'oci-hook')
   process.stderr.write(text)
   process.exitCode = exitCode
-}
+})

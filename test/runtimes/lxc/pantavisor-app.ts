@@ -14,8 +14,8 @@ import { busyboxPath, makeBusyboxRootfs } from '../../fixtures/busybox.js'
 import { json, unmountUnder } from '../../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
-const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-lxc-hook.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../../dist/pvdisk.cjs', import.meta.url))
+const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-lxc-hook.cjs', import.meta.url))
 t.setTimeout(180_000)
 
 t.test('app install\'s lxc.container.conf runs in LXC: rootfs over root.squashfs, ovl: over the image, data on the disk', async t => {

@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url'
 import { json, unmountUnder, until } from '../../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
-const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-lxc-hook.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../../dist/pvdisk.cjs', import.meta.url))
+const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-lxc-hook.cjs', import.meta.url))
 const { hookClient, startServe } = await import('../../fixtures/serve.js')
 
 const state = {

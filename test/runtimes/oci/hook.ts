@@ -2,15 +2,15 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findInPath } from '../../../plugin/host/run.js'
 import { makeBusyboxRootfs, busyboxPath } from '../../fixtures/busybox.js'
 import { json, unmountUnder } from '../../fixtures/helpers.js'
 import { isRoot, asOtherUser, requirePrereq } from '../../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
-const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-oci-hook.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../../dist/pvdisk.cjs', import.meta.url))
+const hookProgram = fileURLToPath(new URL('../../../dist/pvdisk-oci-hook.cjs', import.meta.url))
 const hookClient = fileURLToPath(new URL('../../../dist/pvdisk-hook', import.meta.url))
 t.setTimeout(120_000)
 
@@ -217,8 +217,8 @@ t.test('without root (rootless podman) the hook refuses with one sentence, and n
   if (!requirePrereq(t, isRoot(), 'switching to another user needs root')) return
   const { chmodSync, copyFileSync, mkdtempSync, rmSync } = await import('node:fs')
   const dir = mkdtempSync('/tmp/pvdisk-rootless-')
-  const program = join(dir, 'pvdisk-oci-hook.mjs') // where uid 65534 can read it, wherever the clone is
-  copyFileSync(hookProgram, program)
+  const program = join(dir, 'pvdisk-oci-hook.cjs') // where uid 65534 can read it, wherever the clone is
+  for (const f of ['pvdisk-oci-hook.cjs', 'pvdisk-oci-hook.bundle.cjs', 'pvdisk-oci-hook.bundle.cjs.v8cache']) copyFileSync(join(dirname(hookProgram), f), join(dir, f))
   mkdirSync(join(dir, 'state/web'), { recursive: true })
   mkdirSync(join(dir, 'root'))
   mkdirSync(join(dir, 'bundle/rootfs'), { recursive: true })

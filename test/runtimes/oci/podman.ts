@@ -12,7 +12,7 @@ import { json, unmountUnder, until } from '../../fixtures/helpers.js'
 import { startServeAt } from '../../fixtures/serve.js'
 import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../../dist/pvdisk.cjs', import.meta.url))
 t.setTimeout(180_000)
 
 t.test('podman runs a container with pvdisk\'s hooks.d files: volumes on the disk before it starts', async t => {

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { json, unmountUnder } from '../../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
 
-const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../../dist/pvdisk.cjs', import.meta.url))
 const OPS = Number(process.env.MODEL_OPS ?? 1000)
 t.setTimeout(600_000)
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { IMAGE, startDockerd } from '../../fixtures/dockerd.js'
 import { json, unmountUnder, until } from '../../fixtures/helpers.js'
 
-const cli = fileURLToPath(new URL('../../../dist/pvdisk.mjs', import.meta.url))
+const cli = fileURLToPath(new URL('../../../dist/pvdisk.cjs', import.meta.url))
 t.setTimeout(300_000)
 
 
