@@ -6,11 +6,10 @@
 import t, { type Test } from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { IMAGE, startDockerd } from '../fixtures/dockerd.js'
-import { json, unmountUnder, until } from '../fixtures/helpers.js'
+import { json, postJson as post, unmountUnder, until } from '../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 import { fill, fingerprint } from '../fixtures/trees.js'
 
@@ -19,16 +18,6 @@ t.setTimeout(300_000)
 
 const device = json({ groups: [], disks: [{ name: 'a', type: 'volume-disk' }, { name: 'b', type: 'volume-disk' }] })
 const src = (data: string) => json({ '#spec': 'service-manifest-src@1', docker_name: 'local/busybox', docker_tag: 'latest', persistence: { '/data': data } })
-
-const post = (socket: string, path: string, body: unknown): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
-  const req = request({ socketPath: socket, path, method: 'POST' }, res => {
-    let text = ''
-    res.on('data', (b: Buffer) => { text += b.toString() })
-    res.on('end', () => resolve(JSON.parse(text) as Record<string, unknown>))
-  })
-  req.on('error', reject)
-  req.end(JSON.stringify(body))
-})
 
 /** fn with the plugin serving dir's state; then the plugin is killed and everything below dir unmounted */
 const withPlugin = async (t: Test, socket: string, dir: string, fn: () => Promise<void>): Promise<void> => {

@@ -8,25 +8,14 @@
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { json, unmountUnder } from '../../fixtures/helpers.js'
+import { json, postJson as post, unmountUnder } from '../../fixtures/helpers.js'
 import { isRoot, requirePrereq } from '../../fixtures/prereq.js'
 
 const cli = fileURLToPath(new URL('../../../dist/pvdisk.cjs', import.meta.url))
 const OPS = Number(process.env.MODEL_OPS ?? 1000)
 t.setTimeout(600_000)
-
-const post = (socket: string, path: string, body: unknown): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
-  const req = request({ socketPath: socket, path, method: 'POST' }, res => {
-    let text = ''
-    res.on('data', (b: Buffer) => { text += b.toString() })
-    res.on('end', () => resolve(JSON.parse(text) as Record<string, unknown>))
-  })
-  req.on('error', reject)
-  req.end(JSON.stringify(body))
-})
 
 const rng = (seed: number) => () => {
   seed = (seed + 0x6d2b79f5) | 0
