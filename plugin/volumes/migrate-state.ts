@@ -2,7 +2,7 @@
 // volumes created again elsewhere, listed with their sizes, or done, without starting
 // anything (pvdisk up, the hooks and the plugin do the same before a start).
 import { resolve } from 'node:path'
-import { resolveDisk, type DiskEntry, type DiskIndex } from '../config/check-device.js'
+import type { DiskEntry, DiskIndex } from '../config/check-device.js'
 import type { PersistenceType } from '../config/persistence.js'
 import { InvalidInputError } from '../config/problems.js'
 import { loadState } from '../config/state.js'
@@ -10,7 +10,7 @@ import { liveKernel, type DiskContext } from '../disks/context.js'
 import { backendFor, disksUp, isProvisionedByPvdisk } from '../disks/engine.js'
 import { ProcessRunner } from '../host/run.js'
 import { followVolumes, knownPlacements, measureMigration, planMigrations, type KnownPlacements, type Migration } from './migrate.js'
-import { appVolumes, currentRevision, type AppVolume } from './volumes.js'
+import { appVolumes, currentRevision, recordedVolume, type AppVolume } from './volumes.js'
 
 export interface MigrateOptions {
   state: string
@@ -37,10 +37,10 @@ export interface Listed extends Migration {
   plugin?: true
 }
 
+/** the plugin's records as volumes; not those of a disk declared no more, nor verity volumes (read-only, never moved) */
 const asVolumes = (disks: DiskIndex, records: readonly PluginVolume[]): AppVolume[] => records.flatMap(r => {
-  const disk = r.disk !== undefined ? resolveDisk(disks, r.disk) : undefined
-  if (r.verity !== undefined || (r.disk !== undefined && !disk)) return []
-  return [{ app: r.app, name: r.name, overlay: false, persistence: r.persistence, ...(disk ? { disk } : {}) }]
+  const v = recordedVolume(disks, r)
+  return r.verity !== undefined || (r.disk !== undefined && !v.disk) ? [] : [v]
 })
 
 export const stateMigrations = async (opts: MigrateOptions): Promise<Listed[]> => {

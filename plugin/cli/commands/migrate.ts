@@ -16,11 +16,11 @@ export const builder = (y: Argv<GlobalOptions>) => y
 
 export const handler = async (argv: GlobalOptions & { path?: string, dryRun: boolean, revision?: string }): Promise<CommandResult> => {
   if (!argv.dryRun) requireRoot('migrate', 'it mounts disks and copies volume data')
-  const [{ stateMigrations }, { humanBytes }, { describePlacement }, { driverStateFileOf, loadDriverState }] = await Promise.all([
+  const [{ stateMigrations }, { humanBytes }, { describePlacement }, { recordedPluginVolumes }] = await Promise.all([
     import('../../volumes/migrate-state.js'), import('../format.js'), import('../../volumes/placements.js'), import('../../runtimes/volume-plugin/driver-state.js')])
   const messages: string[] = []
   const warn = (m: string) => messages.push(`warning: ${m}`)
-  const pluginVolumes = Object.values(loadDriverState(driverStateFileOf(resolve(argv.root)), warn).volumes)
+  const pluginVolumes = recordedPluginVolumes(resolve(argv.root), warn)
   const moves = await stateMigrations({ state: argv.path ?? argv.state, root: argv.root, dryRun: argv.dryRun, pluginVolumes, log: m => messages.push(m), ...(argv.revision !== undefined ? { revision: argv.revision } : {}) })
   const size = (m: typeof moves[number]) => (m.unknownSize !== undefined ? `size unknown: ${m.unknownSize}` : `${m.files} files, ${humanBytes(m.bytes)}`)
   const lines = moves.length === 0 ? ['nothing to migrate'] : moves.map(m =>

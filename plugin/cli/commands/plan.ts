@@ -19,9 +19,9 @@ export const handler = async (argv: GlobalOptions): Promise<CommandResult> => {
 
 /** the volumes whose data would move at the next start (none listed while the state's apps have errors: validate shows them) */
 const migrationLines = async (argv: GlobalOptions): Promise<string[]> => {
-  const [{ stateMigrations }, { driverStateFileOf, loadDriverState }] = await Promise.all([import('../../volumes/migrate-state.js'), import('../../runtimes/volume-plugin/driver-state.js')])
+  const [{ stateMigrations }, { recordedPluginVolumes }] = await Promise.all([import('../../volumes/migrate-state.js'), import('../../runtimes/volume-plugin/driver-state.js')])
   try {
-    const pluginVolumes = Object.values(loadDriverState(driverStateFileOf(resolve(argv.root))).volumes)
+    const pluginVolumes = recordedPluginVolumes(resolve(argv.root))
     const moves = await stateMigrations({ state: argv.state, root: argv.root, dryRun: true, pluginVolumes })
     return moves.map(m => `# migrate ${m.plugin ? `plugin volume ${m.volume}` : m.containerPath ?? m.volume} of ${m.app}: ${m.from} to ${m.to} (cp -a beside it, compare every byte, sync, rename${m.plugin ? ', at its first Mount' : ''})`)
   } catch {

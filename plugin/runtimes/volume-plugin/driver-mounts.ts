@@ -2,13 +2,13 @@
 // on its disk (the disk brought up at the first Mount), or, for boot without a disk, a
 // tmpfs of its own from the first Mount to the last Unmount.
 import { lstatSync } from 'node:fs'
-import { resolveDisk, type DiskIndex } from '../../config/check-device.js'
+import type { DiskIndex } from '../../config/check-device.js'
 import { hostPath, type DiskContext } from '../../disks/context.js'
 import { mountAt, type MountEntry } from '../../host/kernel.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { backendFor, disksUp } from '../../disks/engine.js'
 import { followVolumes, knownPlacements } from '../../volumes/migrate.js'
-import { emptyBootVolume, mkdirBelow, prepareVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
+import { emptyBootVolume, mkdirBelow, prepareVolume, recordedVolume, volumeSource, type AppVolume } from '../../volumes/volumes.js'
 import type { DriverVolume } from './driver-state.js'
 import { appProblems, checkApp } from '../../config/state.js'
 import { InvalidInputError } from '../../config/problems.js'
@@ -24,12 +24,7 @@ export interface MountEnv {
   state?: string
 }
 
-export const asAppVolume = (env: MountEnv, v: DriverVolume): AppVolume => {
-  const out: AppVolume = { app: v.app, name: v.name, overlay: false, persistence: v.persistence }
-  const disk = v.disk !== undefined ? resolveDisk(env.disks, v.disk) : undefined
-  if (disk) out.disk = disk
-  return out
-}
+export const asAppVolume = (env: MountEnv, v: DriverVolume): AppVolume => recordedVolume(env.disks, v)
 
 export const isTmpfs = (v: DriverVolume): boolean => v.persistence === 'boot' && v.disk === undefined
 

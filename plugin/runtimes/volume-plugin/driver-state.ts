@@ -50,6 +50,9 @@ export const loadDriverState = (file: string, warn: (message: string) => void = 
   return out
 }
 
+/** the plugin's volumes below root, for the commands that list or move them (migrate, plan) */
+export const recordedPluginVolumes = (root: string, warn?: (message: string) => void): DriverVolume[] => Object.values(loadDriverState(driverStateFileOf(root), warn).volumes)
+
 export const saveDriverState = async (root: string, file: string, state: DriverState): Promise<void> => {
   mkdirNoFollow(root, dirname(file), 0o700)
   await writeFileAtomic(file, `${JSON.stringify(state)}\n`, 0o600) // compact: written for every group of requests
