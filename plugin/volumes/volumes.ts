@@ -43,7 +43,6 @@ export const currentRevision = (given?: string, env: NodeJS.ProcessEnv = process
 /** the disk of volumes that name none: the one marked "default": "yes" */
 export const defaultDisk = (disks: DiskIndex): DiskEntry | undefined => [...disks.disks.values()].find(d => d.fields.default === 'yes')
 
-/** the volumes of a validated app (src.json planned storage) */
 /** a volume recorded by app and name (the plugin's): its disk resolved, and absent when no longer declared */
 export const recordedVolume = (disks: DiskIndex, r: { app: string, name: string, persistence: PersistenceType, disk?: string }): AppVolume => {
   const out: AppVolume = { app: r.app, name: r.name, overlay: false, persistence: r.persistence }
@@ -52,6 +51,7 @@ export const recordedVolume = (disks: DiskIndex, r: { app: string, name: string,
   return out
 }
 
+/** the volumes of a validated app (src.json planned storage) */
 export const appVolumes = (app: AppState, disks: DiskIndex): AppVolume[] => {
   if (!app.storage || !app.keys) return []
   return Object.entries(app.storage).map(([name, v]) => {

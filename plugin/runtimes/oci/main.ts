@@ -19,7 +19,8 @@ if (args.includes('--help') || args.includes('-h')) {
 const at = args.indexOf('--stage')
 const stage = at >= 0 ? args[at + 1] ?? '' : 'createRuntime'
 // no top-level await: the program is a CommonJS bundle, run from V8's code cache (scripts/bundle.mjs)
-ociHook(stage, readFileSync(0, 'utf8')).then(lines => { // stdin, at once: the OCI state is small
+// (reading stdin inside the chain: a failed read is reported like any failure, exit status and all)
+Promise.resolve().then(() => ociHook(stage, readFileSync(0, 'utf8'))).then(lines => { // stdin, at once: the OCI state is small
   if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`)
 }, (thrown: unknown) => {
   const { text, exitCode } = failureReport(thrown, 'oci-hook')
