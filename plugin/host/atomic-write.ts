@@ -67,3 +67,35 @@ export const fsyncPath = (path: string): void => {
     closeSync(fd)
   }
 }
+
+/**
+ * A file written again and again (a daemon's state): write() resolves once the content it
+ * asked for, or a later one, is on disk. Writes asked for while one is under way become one
+ * write of the content as it is when that one ends (content is a function, read when a write
+ * starts), so requests that arrive together share a write. Asynchronous: a daemon's event
+ * loop goes on accepting connections meanwhile (libuv accepts one per turn of the loop).
+ */
+export class GroupedFile {
+  private asked = 0 // writes asked for so far
+  private done = 0 // of those, the ones whose content is on disk
+  private writing: Promise<void> | undefined
+
+  constructor(private readonly path: string, private readonly content: () => string, private readonly mode = 0o644, private readonly before: () => void = () => undefined) {}
+
+  write(): Promise<void> {
+    return this.upTo(++this.asked)
+  }
+
+  private async upTo(wanted: number): Promise<void> {
+    while (this.done < wanted) {
+      if (!this.writing) {
+        const covers = this.asked
+        this.writing = (async () => {
+          this.before()
+          await writeFileAtomic(this.path, this.content(), this.mode)
+        })().then(() => { this.done = Math.max(this.done, covers) }).finally(() => { this.writing = undefined })
+      }
+      await this.writing
+    }
+  }
+}

@@ -33,17 +33,21 @@ export const parseMountinfo = (text: string): MountEntry[] => text.split('\n').f
 let snapshot: MountEntry[] | undefined
 
 /**
- * The mount table, read once per synchronous stretch: a loop over 200 disks reads it once,
- * not 200 times (on a host with thousands of mounts that was most of `disk status`). It is
- * read afresh after anything asynchronous (a command run, a lock waited for), since another
- * process or the command itself may have changed it meanwhile; commands that mount also
- * forget it when they end.
+ * The mount table, read once per turn of the event loop: a loop over 200 disks reads it
+ * once, not 200 times (on a host with thousands of mounts that was most of `disk status`),
+ * and so do the plugin's requests that arrive together. It is read afresh after every
+ * command (host/run.ts forgets it when one ends, since it may have mounted or unmounted
+ * something), after a lock is taken, and at the next turn of the loop, when another process
+ * may have changed it.
  */
 export const readMounts = (): MountEntry[] => {
   if (snapshot) return snapshot
-  snapshot = Object.freeze(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))) as MountEntry[] // shared: never changed in place
-  queueMicrotask(forgetMounts)
-  return snapshot
+  const read = Object.freeze(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))) as MountEntry[] // shared: never changed in place
+  snapshot = read
+  setImmediate(() => {
+    if (snapshot === read) snapshot = undefined // not one read since, after a command
+  })
+  return read
 }
 
 export const forgetMounts = (): void => {

@@ -37,6 +37,8 @@ export interface Migration {
 export interface KnownPlacements {
   scope: PlacementScope
   byApp: Map<string, Record<string, Placement>>
+  /** the plugin's: placements are written in its group commit, and their writes go here to be awaited before the reply */
+  writes?: Promise<void>[]
 }
 
 export const knownPlacements = (ctx: DiskContext, apps: Iterable<string>, scope: PlacementScope = 'state'): KnownPlacements =>
@@ -188,7 +190,7 @@ export const refuseIntoBoot = (ctx: DiskContext, disks: DiskIndex, volumes: read
 /** records where the volumes live now (written only where that changed) */
 export const notePlacements = (ctx: DiskContext, volumes: readonly AppVolume[], revision: string, known = knownPlacements(ctx, volumes.map(v => v.app))): void => {
   for (const app of new Set(volumes.map(v => v.app))) {
-    known.byApp.set(app, recordPlacements(ctx, app, volumes.filter(v => v.app === app), revision, recordedOf(ctx, known, app), known.scope))
+    known.byApp.set(app, recordPlacements(ctx, app, volumes.filter(v => v.app === app), revision, recordedOf(ctx, known, app), known.scope, known.writes))
   }
 }
 

@@ -10,9 +10,9 @@
 import { dirname, join } from 'node:path'
 import type { PersistenceType } from '../config/persistence.js'
 import { hostPath, type DiskContext } from '../disks/context.js'
-import { writeFileAtomicSync } from '../host/atomic-write.js'
+import { GroupedFile, writeFileAtomicSync } from '../host/atomic-write.js'
 import { mkdirNoFollow } from '../host/no-follow.js'
-import { readStateFile } from '../host/state-file.js'
+import { parseStateText, readStateFile, readStateText } from '../host/state-file.js'
 import type { AppVolume } from './volumes.js'
 
 export interface Placement {
@@ -61,31 +61,68 @@ const isPlacement = (v: unknown): v is Placement => {
 const hasVolumes = (v: unknown): v is { volumes: Record<string, unknown> } =>
   typeof (v as { volumes?: unknown } | null)?.volumes === 'object' && (v as { volumes: unknown }).volumes !== null
 
+/**
+ * The last text this process read or wrote of each placements file, with what it says: the
+ * plugin reads its app's file at every first Mount, and parses it again only when its bytes
+ * changed. pending: written into a group commit (the plugin's), not yet on disk; what is
+ * recorded here is then the newest, whatever the file still says.
+ */
+const lastSeen = new Map<string, { text: string, placements: Record<string, Placement>, pending: boolean }>()
+const groupedWrites = new Map<string, GroupedFile>()
+
+/** shared between readers: frozen, so that no one changes what another was given */
+const frozen = (placements: Record<string, Placement>): Record<string, Placement> => {
+  for (const p of Object.values(placements)) Object.freeze(p)
+  return Object.freeze(placements)
+}
+
 export const readPlacements = (ctx: DiskContext, app: string, scope: PlacementScope = 'state'): Record<string, Placement> => {
-  const raw = readStateFile(placementsFileOf(ctx, app, scope), hasVolumes, m => ctx.log(`warning: ${m}: where ${app}'s volumes lived is forgotten; none will be migrated this time`))
+  const file = placementsFileOf(ctx, app, scope)
+  const seen = lastSeen.get(file)
+  if (seen?.pending) return seen.placements
+  const warn = (m: string) => ctx.log(`warning: ${m}: where ${app}'s volumes lived is forgotten; none will be migrated this time`)
+  const text = readStateText(file, warn)
+  if (text !== undefined && seen?.text === text) return seen.placements
+  const raw = text === undefined ? undefined : parseStateText(file, text, hasVolumes, warn)
   const out: Record<string, Placement> = {}
   for (const [k, v] of Object.entries(raw?.volumes ?? {})) if (isPlacement(v)) out[k] = v
+  if (raw && text !== undefined) lastSeen.set(file, { text, placements: frozen(out), pending: false })
+  else lastSeen.delete(file)
   return out
 }
 
 /**
  * records where the app's volumes live now, written only when that changed; returns what is
- * recorded, so that a caller holding known need not read the file again
+ * recorded, so that a caller holding known need not read the file again. With writes (the
+ * plugin's), the write joins a group commit: its promise goes there, to be awaited before
+ * the reply; without, the file is written before this returns.
  */
-export const recordPlacements = (ctx: DiskContext, app: string, volumes: readonly AppVolume[], revision: string, known: Record<string, Placement>, scope: PlacementScope = 'state'): Record<string, Placement> => {
+export const recordPlacements = (ctx: DiskContext, app: string, volumes: readonly AppVolume[], revision: string, known: Record<string, Placement>, scope: PlacementScope = 'state', writes?: Promise<void>[]): Record<string, Placement> => {
   if (ctx.runner.planning) return known
+  const moved = volumes.filter(v => !known[v.name] || !samePlacement(known[v.name] as Placement, placementOf(v, revision)))
+  if (moved.length === 0) return known // most of the time: copying known would cost more than all the rest
   const next: Record<string, Placement> = { ...known }
-  let changed = false
-  for (const v of volumes) {
-    const p = placementOf(v, revision)
-    if (known[v.name] && samePlacement(known[v.name] as Placement, p)) continue
-    next[v.name] = p
-    changed = true
-  }
-  if (!changed) return known
+  for (const v of moved) next[v.name] = placementOf(v, revision)
   const file = placementsFileOf(ctx, app, scope)
-  mkdirNoFollow(ctx.root, dirname(file), 0o700)
-  writeFileAtomicSync(file, `${JSON.stringify({ volumes: next })}\n`, 0o600)
+  const text = `${JSON.stringify({ volumes: next })}\n`
+  if (!writes) {
+    mkdirNoFollow(ctx.root, dirname(file), 0o700)
+    writeFileAtomicSync(file, text, 0o600)
+    lastSeen.set(file, { text, placements: frozen(next), pending: false })
+    return next
+  }
+  lastSeen.set(file, { text, placements: frozen(next), pending: true })
+  let grouped = groupedWrites.get(file)
+  if (!grouped) {
+    grouped = new GroupedFile(file, () => lastSeen.get(file)?.text ?? text, 0o600, () => mkdirNoFollow(ctx.root, dirname(file), 0o700))
+    groupedWrites.set(file, grouped)
+  }
+  const written = grouped.write().then(() => {
+    const seen = lastSeen.get(file)
+    if (seen?.text === text) seen.pending = false // nothing newer was recorded meanwhile
+  })
+  written.catch(() => undefined) // the caller awaits it; this only keeps a failure from going unhandled before then
+  writes.push(written)
   return next
 }
 

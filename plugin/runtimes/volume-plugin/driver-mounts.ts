@@ -44,8 +44,12 @@ export const hasLostItsMount = (env: MountEnv, v: DriverVolume, mounts: MountEnt
   ? !mountAt(mounts, verityMountPoint(env.ctx, v.app, v.verity))
   : isTmpfs(v) ? !mountAt(mounts, tmpfsDir(env, v)) : v.disk !== undefined && !mountAt(mounts, hostPath(env.ctx, `/media/pv/dmcrypt/${v.disk}`))
 
-/** makes the volume ready and returns its mount point; first: no container has it mounted yet */
-export const mountVolume = async (env: MountEnv, v: DriverVolume, first: boolean): Promise<string> => {
+/**
+ * makes the volume ready and returns its mount point; first: no container has it mounted
+ * yet. What it records of where the volume lives is written in the plugin's group commit:
+ * writes gets those writes, to be awaited before the reply.
+ */
+export const mountVolume = async (env: MountEnv, v: DriverVolume, first: boolean, writes: Promise<void>[]): Promise<string> => {
   if (v.verity !== undefined) {
     const vv = await verityOf(env, v.app, v.verity)
     await verityUp(env.ctx, vv) // verified at each first Mount; already mounted for the others
@@ -55,7 +59,7 @@ export const mountVolume = async (env: MountEnv, v: DriverVolume, first: boolean
   // the disk is up most of the time: then a look at the mount table is enough, with no lock or tool lookup
   if (av.disk && backendFor(env.ctx, av.disk)?.status().state !== 'mounted') await disksUp(env.ctx, [av.disk])
   // its first user: a volume created again elsewhere (docker volume rm keeps the data) finds its data there
-  if (first) await followVolumes(env.ctx, env.disks, [av], env.revision, knownPlacements(env.ctx, [av.app], 'plugin'))
+  if (first) await followVolumes(env.ctx, env.disks, [av], env.revision, { ...knownPlacements(env.ctx, [av.app], 'plugin'), writes })
   if (!isTmpfs(v)) {
     const src = prepareVolume(env.ctx, av, env.revision)
     if (first) emptyBootVolume(env.ctx, av, env.revision) // its first user is starting

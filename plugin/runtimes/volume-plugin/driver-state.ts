@@ -1,7 +1,7 @@
 // What the plugin remembers: its volumes and, per volume, the caller IDs that have it
 // mounted. Written atomically after every change, so it survives a plugin restart.
 import { dirname, join } from 'node:path'
-import { writeFileAtomic } from '../../host/atomic-write.js'
+import { GroupedFile } from '../../host/atomic-write.js'
 import { mkdirNoFollow } from '../../host/no-follow.js'
 import { readStateFile } from '../../host/state-file.js'
 import type { PersistenceType } from '../../config/persistence.js'
@@ -53,7 +53,6 @@ export const loadDriverState = (file: string, warn: (message: string) => void = 
 /** the plugin's volumes below root, for the commands that list or move them (migrate, plan) */
 export const recordedPluginVolumes = (root: string, warn?: (message: string) => void): DriverVolume[] => Object.values(loadDriverState(driverStateFileOf(root), warn).volumes)
 
-export const saveDriverState = async (root: string, file: string, state: DriverState): Promise<void> => {
-  mkdirNoFollow(root, dirname(file), 0o700)
-  await writeFileAtomic(file, `${JSON.stringify(state)}\n`, 0o600) // compact: written for every group of requests
-}
+/** the plugin's writes of its state (compact: written for every group of requests) */
+export const driverStateWriter = (root: string, file: string, state: () => DriverState): GroupedFile =>
+  new GroupedFile(file, () => `${JSON.stringify(state())}\n`, 0o600, () => mkdirNoFollow(root, dirname(file), 0o700))

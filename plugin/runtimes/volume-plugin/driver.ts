@@ -13,7 +13,8 @@ import { parsePersistenceValue } from '../../config/persistence.js'
 import { defaultDisk } from '../../volumes/volumes.js'
 import { knownPlacements, refuseIntoBoot } from '../../volumes/migrate.js'
 import { asAppVolume, hasLostItsMount, mountpointOf, mountVolume, releaseVolume, verityOf, type MountEnv } from './driver-mounts.js'
-import { loadDriverState, saveDriverState, type DriverState, type DriverVolume } from './driver-state.js'
+import { driverStateWriter, loadDriverState, type DriverState, type DriverVolume } from './driver-state.js'
+import type { GroupedFile } from '../../host/atomic-write.js'
 
 export type { DriverVolume } from './driver-state.js'
 
@@ -46,9 +47,11 @@ export class VolumeDriver {
   private readonly env: MountEnv
   private state: DriverState
   private queue: Promise<unknown> = Promise.resolve()
-  private changed = 0 // changes made to the state so far
-  private saved = 0 // changes on disk
-  private saving: Promise<void> | undefined
+  /**
+   * Group commit: one atomic write holds every change made before it started, so requests
+   * that arrive together share a write, and each is answered only once its change is on disk.
+   */
+  private readonly stateWrites: GroupedFile
 
   constructor(opts: DriverOptions) {
     this.opts = opts
@@ -59,6 +62,7 @@ export class VolumeDriver {
       const disk = v.disk === undefined ? undefined : resolveDisk(opts.disks, v.disk)
       if (disk) v.disk = disk.name
     }
+    this.stateWrites = driverStateWriter(opts.ctx.root, opts.stateFile, () => this.state)
   }
 
   /** after a reboot or a crash: boot tmpfs volumes that are no longer mounted have no users */
@@ -71,24 +75,7 @@ export class VolumeDriver {
   }
 
   private save(): Promise<void> {
-    this.changed++
-    return this.saveUpTo(this.changed)
-  }
-
-  /**
-   * Group commit: one atomic write holds every change made before it started, so requests
-   * that arrive together share a write, and each is answered only once its change is on disk.
-   */
-  private async saveUpTo(change: number): Promise<void> {
-    while (this.saved < change) {
-      if (!this.saving) {
-        const upTo = this.changed
-        this.saving = saveDriverState(this.opts.ctx.root, this.opts.stateFile, this.state)
-          .then(() => { this.saved = Math.max(this.saved, upTo) })
-          .finally(() => { this.saving = undefined })
-      }
-      await this.saving
-    }
+    return this.stateWrites.write()
   }
 
   /** changes to the state and to the disks run one at a time; the next starts while this one's state is being written */
@@ -184,9 +171,10 @@ export class VolumeDriver {
 
   private async mount(name: string, id: string): Promise<Reply | Durable> {
     const v = this.known(name)
-    const mountpoint = await mountVolume(this.env, v, v.mountedBy.length === 0)
+    const writes: Promise<void>[] = []
+    const mountpoint = await mountVolume(this.env, v, v.mountedBy.length === 0, writes)
     if (!v.mountedBy.includes(id)) v.mountedBy.push(id)
-    return { reply: { Mountpoint: mountpoint }, durable: this.save() }
+    return { reply: { Mountpoint: mountpoint }, durable: Promise.all([...writes, this.save()]).then(() => undefined) }
   }
 
   private async unmount(name: string, id: string): Promise<Reply | Durable> {

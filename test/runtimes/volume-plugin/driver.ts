@@ -70,3 +70,32 @@ t.test('a volume without @DISK goes to the disk marked "default": "yes", as pvdi
   t.match(await d.handle('/VolumeDriver.Mount', { Name: 'nope', ID: 'c7' }), { Err: /no pvdisk volume named "nope"/ })
   t.match(failures, [{ endpoint: '/VolumeDriver.Mount', volume: 'nope', caller: 'c7', reason: /no pvdisk volume named "nope"/ }], 'one record per failed request: request, volume, caller, reason')
 })
+
+t.test('Mounts that arrive together share the writes of the state and of where their volumes live; each reply finds both on disk', async t => {
+  const root = t.testdir({ storage: { pv: { 'volume-disk': { data: {} } } }, media: { pv: { dmcrypt: { data: {} } } } })
+  // the disk is up: its backing directory bound at its mount point (the volumes go to the directory itself)
+  const holder: MountEntry = { id: 1, parent: 0, major: 0, minor: 99, root: '/', mountPoint: '/', options: 'rw', fsType: 'ext4', source: '/dev/vda' }
+  const bind: MountEntry = { ...holder, id: 2, parent: 1, root: join(root, 'storage/pv/volume-disk/data'), mountPoint: join(root, 'media/pv/dmcrypt/data') }
+  const ctx: DiskContext = { root, runner: new RecordingRunner({ planning: false }), kernel: { mounts: () => [holder, bind], loops: () => [], dms: () => [] }, log: () => undefined }
+  const s = { stateFile: join(root, 'var/lib/pvdisk/volume-driver.json') }
+  const d = new VolumeDriver({ ctx, disks, revision: '0', stateFile: s.stateFile })
+  const names = Array.from({ length: 20 }, (_, i) => `v${i}`)
+  for (const n of names) t.same(await d.handle('/VolumeDriver.Create', { Name: n, Opts: { app: 'web', persistence: 'permanent@data' } }), {})
+  const placements = join(root, 'var/lib/pvdisk/placements/plugin/web.json')
+  const onDisk = await Promise.all(names.map(n => d.handle('/VolumeDriver.Mount', { Name: n, ID: `c-${n}` }).then(reply => ({
+    reply,
+    placed: Object.keys((JSON.parse(readFileSync(placements, 'utf8')) as { volumes: Record<string, unknown> }).volumes).includes(`${n}`),
+    held: (JSON.parse(readFileSync(s.stateFile, 'utf8')) as { volumes: Record<string, { mountedBy: string[] }> }).volumes[n]?.mountedBy.includes(`c-${n}`),
+  }))))
+  for (const [i, r] of onDisk.entries()) {
+    t.match(r.reply, { Mountpoint: join(root, `media/pv/dmcrypt/data/perm/web/v${i}`) })
+    t.ok(r.placed && r.held, `v${i}: its placement and its holder were on disk before its reply`)
+  }
+  t.same(Object.keys((JSON.parse(readFileSync(placements, 'utf8')) as { volumes: Record<string, unknown> }).volumes).sort(), [...names].sort(), 'no placement lost to a later write of the same file')
+
+  // another process (pvdisk migrate, a person) rewrites the file: the plugin reads what it says now
+  writeFileSync(placements, json({ volumes: { v0: { persistence: 'permanent' } } }))
+  await d.handle('/VolumeDriver.Unmount', { Name: 'v0', ID: 'c-v0' })
+  await d.handle('/VolumeDriver.Mount', { Name: 'v0', ID: 'c-v0' })
+  t.match(JSON.parse(readFileSync(placements, 'utf8')), { volumes: { v0: { persistence: 'permanent', disk: 'data' } } }, 'a change made by another process is seen, not overwritten from memory')
+})
