@@ -31,18 +31,21 @@ export const parseMountinfo = (text: string): MountEntry[] => text.split('\n').f
 })
 
 let snapshot: MountEntry[] | undefined
+let lastRead: { text: string, mounts: MountEntry[] } | undefined // parsed again only when the table changed
 
 /**
  * The mount table, read once per turn of the event loop: a loop over 200 disks reads it
- * once, not 200 times (on a host with thousands of mounts that was most of `disk status`),
- * and so do the plugin's requests that arrive together. It is read afresh after every
- * command (host/run.ts forgets it when one ends, since it may have mounted or unmounted
- * something), after a lock is taken, and at the next turn of the loop, when another process
- * may have changed it.
+ * once, not 200 times (on a host with thousands of mounts that was most of `disk status`).
+ * It is read afresh after every command (host/run.ts forgets it when one ends, since it may
+ * have mounted or unmounted something), after a lock is taken, and at the next turn of the
+ * loop, when another process may have changed it; read afresh, it is parsed again only when
+ * its text changed (the plugin reads it at every Mount).
  */
 export const readMounts = (): MountEntry[] => {
   if (snapshot) return snapshot
-  const read = Object.freeze(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))) as MountEntry[] // shared: never changed in place
+  const text = readFileSync('/proc/self/mountinfo', 'utf8')
+  if (lastRead?.text !== text) lastRead = { text, mounts: Object.freeze(parseMountinfo(text)) as MountEntry[] } // shared: never changed in place
+  const read = lastRead.mounts
   snapshot = read
   setImmediate(() => {
     if (snapshot === read) snapshot = undefined // not one read since, after a command

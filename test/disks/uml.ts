@@ -3,7 +3,7 @@
 import t from 'tap'
 import { runGuest } from '../fixtures/uml.js'
 
-t.setTimeout(1_200_000)
+t.setTimeout(3_600_000) // under QEMU (hosts where UML cannot start) a guest takes up to 3x as long
 t.test('disk engine on a real kernel', async t => {
   await runGuest(t, 'main', ['versatile', 'bare_open', 'wrong_key', 'missing_key', 'stale', 'pantavisor_image', 'concurrent', 'caam', 'dcp', 'fsck'], [
     /^versatile first init, down, up, data intact, no plaintext, key 0600$/,

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { runGuest } from '../../fixtures/uml.js'
 
-t.setTimeout(900_000)
+t.setTimeout(3_600_000) // under QEMU (hosts where UML cannot start) a guest takes up to 3x as long
 t.test('LXC and the demo\'s runc container on a dm-crypt-versatile disk', async t => {
   await runGuest(t, 'lxc', ['lxc_crypt', 'demo'], [
     /^LXC: a container with pvdisk-lxc-hook writes to its volume on a dm-crypt disk; data survives, boot is empty at each start, no plaintext$/,

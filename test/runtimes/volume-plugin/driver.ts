@@ -1,6 +1,7 @@
 // The VolumeDriver's records, driven directly: disks named by an alias are recorded by their
 // name, so a plugin restart finds their holders; a damaged state file is moved aside, never
-// a reason not to start.
+// a reason not to start; Mounts that arrive together share their writes, and each is
+// answered only once its state and its volume's placement are on disk.
 import t from 'tap'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
