@@ -101,7 +101,7 @@ try {
   console.log(`${r.requests} requests in rounds of ${concurrent} concurrent Mount, then Unmount:`)
   console.log(`  no-op node:http server (baseline): p50 ${f(floor.p50, ' ms')}, p99 ${f(floor.p99, ' ms')}, ${floor.rate.toFixed(0)} requests/s`)
   console.log(`  pvdisk serve:                      p50 ${f(r.p50, ' ms')}, p99 ${f(r.p99, ' ms')} (target <= 50; ${(r.p99 / floor.p99).toFixed(2)}x the baseline's), ${r.rate.toFixed(0)} requests/s (target >= 1000)`)
-  console.log(`  after the first round (no first Mount ever): p99 ${f(r.laterP99, ' ms')} (${(r.laterP99 / floor.laterP99).toFixed(2)}x the baseline's ${f(floor.laterP99, ' ms')})`)
+  if (rounds > 1) console.log(`  after the first round (no first Mount ever): p99 ${f(r.laterP99, ' ms')} (${(r.laterP99 / floor.laterP99).toFixed(2)}x the baseline's ${f(floor.laterP99, ' ms')})`)
 } finally {
   daemon.kill('SIGTERM')
   await new Promise(r => daemon.once('exit', r))
