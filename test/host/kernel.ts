@@ -1,4 +1,8 @@
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { ProcessRunner } from '../../plugin/host/run.js'
+import { isRoot, requirePrereq } from '../fixtures/prereq.js'
 import { isMountOf, mountAt, mountHolding, parseMountinfo, readLoops, readMounts } from '../../plugin/host/kernel.js'
 import { parseExt4Superblock } from '../../plugin/disks/ext4.js'
 
@@ -15,6 +19,27 @@ t.test('mountinfo lines, with escaped names', async t => {
 t.test('reads this machine', async t => {
   t.ok(readMounts().some(m => m.mountPoint === '/'))
   t.ok(Array.isArray(readLoops()))
+})
+
+t.test('the mount table: one read per turn of the event loop, afresh after a command or at the next turn', async t => {
+  if (!requirePrereq(t, isRoot(), 'mounting a tmpfs needs root')) return
+  const dir = t.testdir({ mnt: {} })
+  const mnt = join(dir, 'mnt')
+  try {
+    const before = readMounts()
+    t.equal(readMounts(), before, 'read again in the same turn: the same table, not read twice')
+    spawnSync('mount', ['-t', 'tmpfs', '--', 'pvdisk-test', mnt])
+    t.notOk(mountAt(readMounts(), mnt), 'a mount made behind its back, in the same turn, is not seen yet')
+    await new Promise(resolve => setImmediate(resolve))
+    t.ok(mountAt(readMounts(), mnt), 'at the next turn it is')
+    const same = readMounts()
+    await new Promise(resolve => setImmediate(resolve))
+    t.equal(readMounts(), same, 'read afresh, an unchanged table is not parsed again')
+    await new ProcessRunner().run({ argv: ['umount', '--', mnt] })
+    t.notOk(mountAt(readMounts(), mnt), 'after a command, the table is read afresh at once')
+  } finally {
+    spawnSync('umount', ['--', mnt])
+  }
 })
 
 t.test('ext4 superblock: magic, block size, size against the device', async t => {
