@@ -14,10 +14,11 @@ import { json, sink } from '../../fixtures/helpers.js'
 
 const disks = checkDevice(sink(json({ groups: [], disks: [{ name: 'data', type: 'volume-disk', aliases: ['dm-versatile'] }] })).parsed.value, sink('{}').problems)
 
+/** mounted: the disk is up, its backing directory bound at its mount point (the volumes go to the directory itself) */
 const setup = (root: string, mounted: boolean) => {
-  const mnt = join(root, 'media/pv/dmcrypt/data')
-  const mount: MountEntry = { id: 1, parent: 0, major: 0, minor: 99, root: '/storage/pv/volume-disk/data', mountPoint: mnt, options: 'rw', fsType: 'ext4', source: '/dev/vda' }
-  const kernel: Kernel = { mounts: () => (mounted ? [mount] : []), loops: () => [], dms: () => [] }
+  const holder: MountEntry = { id: 1, parent: 0, major: 0, minor: 99, root: '/', mountPoint: '/', options: 'rw', fsType: 'ext4', source: '/dev/vda' }
+  const bind: MountEntry = { ...holder, id: 2, parent: 1, root: join(root, 'storage/pv/volume-disk/data'), mountPoint: join(root, 'media/pv/dmcrypt/data') }
+  const kernel: Kernel = { mounts: () => (mounted ? [holder, bind] : []), loops: () => [], dms: () => [] }
   const log: string[] = []
   const ctx: DiskContext = { root, runner: new RecordingRunner({ planning: false }), kernel, log: m => log.push(m) }
   const stateFile = join(root, 'var/lib/pvdisk/volume-driver.json')
@@ -74,12 +75,8 @@ t.test('a volume without @DISK goes to the disk marked "default": "yes", as pvdi
 
 t.test('Mounts that arrive together share the writes of the state and of where their volumes live; each reply finds both on disk', async t => {
   const root = t.testdir({ storage: { pv: { 'volume-disk': { data: {} } } }, media: { pv: { dmcrypt: { data: {} } } } })
-  // the disk is up: its backing directory bound at its mount point (the volumes go to the directory itself)
-  const holder: MountEntry = { id: 1, parent: 0, major: 0, minor: 99, root: '/', mountPoint: '/', options: 'rw', fsType: 'ext4', source: '/dev/vda' }
-  const bind: MountEntry = { ...holder, id: 2, parent: 1, root: join(root, 'storage/pv/volume-disk/data'), mountPoint: join(root, 'media/pv/dmcrypt/data') }
-  const ctx: DiskContext = { root, runner: new RecordingRunner({ planning: false }), kernel: { mounts: () => [holder, bind], loops: () => [], dms: () => [] }, log: () => undefined }
-  const s = { stateFile: join(root, 'var/lib/pvdisk/volume-driver.json') }
-  const d = new VolumeDriver({ ctx, disks, revision: '0', stateFile: s.stateFile })
+  const s = setup(root, true)
+  const d = s.driver()
   const names = Array.from({ length: 20 }, (_, i) => `v${i}`)
   for (const n of names) t.same(await d.handle('/VolumeDriver.Create', { Name: n, Opts: { app: 'web', persistence: 'permanent@data' } }), {})
   const placements = join(root, 'var/lib/pvdisk/placements/plugin/web.json')
