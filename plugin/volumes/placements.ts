@@ -65,10 +65,14 @@ const hasVolumes = (v: unknown): v is { volumes: Record<string, unknown> } =>
  * The last text this process read or wrote of each placements file, with what it says: the
  * plugin reads its app's file at every first Mount, and parses it again only when its bytes
  * changed. pending: written into a group commit (the plugin's), not yet on disk; what is
- * recorded here is then the newest, whatever the file still says.
+ * recorded here is then the newest, whatever the file still says, and its text is made when
+ * the write starts (once for every record that write holds, not once per record).
  */
-const lastSeen = new Map<string, { text: string, placements: Record<string, Placement>, pending: boolean }>()
+interface Seen { text?: string, placements: Record<string, Placement>, pending: boolean }
+const lastSeen = new Map<string, Seen>()
 const groupedWrites = new Map<string, GroupedFile>()
+
+const textOf = (placements: Record<string, Placement>): string => `${JSON.stringify({ volumes: placements })}\n`
 
 /** shared between readers: frozen, so that no one changes what another was given */
 const frozen = (placements: Record<string, Placement>): Record<string, Placement> => {
@@ -104,22 +108,26 @@ export const recordPlacements = (ctx: DiskContext, app: string, volumes: readonl
   const next: Record<string, Placement> = { ...known }
   for (const v of moved) next[v.name] = placementOf(v, revision)
   const file = placementsFileOf(ctx, app, scope)
-  const text = `${JSON.stringify({ volumes: next })}\n`
   if (!writes) {
+    const text = textOf(next)
     mkdirNoFollow(ctx.root, dirname(file), 0o700)
     writeFileAtomicSync(file, text, 0o600)
     lastSeen.set(file, { text, placements: frozen(next), pending: false })
     return next
   }
-  lastSeen.set(file, { text, placements: frozen(next), pending: true })
+  const seen: Seen = { placements: frozen(next), pending: true }
+  lastSeen.set(file, seen)
   let grouped = groupedWrites.get(file)
   if (!grouped) {
-    grouped = new GroupedFile(file, () => lastSeen.get(file)?.text ?? text, 0o600, () => mkdirNoFollow(ctx.root, dirname(file), 0o700))
+    grouped = new GroupedFile(file, () => {
+      const newest = lastSeen.get(file) as Seen // set above before any write of it is asked for
+      newest.text ??= textOf(newest.placements)
+      return newest.text
+    }, 0o600, () => mkdirNoFollow(ctx.root, dirname(file), 0o700))
     groupedWrites.set(file, grouped)
   }
   const written = grouped.write().then(() => {
-    const seen = lastSeen.get(file)
-    if (seen?.text === text) seen.pending = false // nothing newer was recorded meanwhile
+    if (lastSeen.get(file) === seen) seen.pending = false // nothing newer was recorded meanwhile: the file holds this
   })
   written.catch(() => undefined) // the caller awaits it; this only keeps a failure from going unhandled before then
   writes.push(written)
